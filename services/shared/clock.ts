@@ -1,0 +1,149 @@
+/**
+ * Injected time (DESIGN.md §6). Every timer, TTL, interval and timestamp in the services goes
+ * through a Clock, so the simulator and tests can run the real code in virtual time.
+ */
+export interface TimerHandle {
+  /** Stops the timer; calling it again is harmless. */
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  nowDate(): Date;
+  /** Runs `fn` once after `ms`. */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Runs `fn` every `ms` until cancelled. */
+  setInterval(fn: () => void, ms: number): TimerHandle;
+  /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+function sleepWith(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      t.cancel();
+      reject(signal?.reason as Error);
+    };
+    const t = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The wall clock. Timers are unref'd so that they never keep a process alive by themselves. */
+export function createSystemClock(): Clock {
+  const clock: Clock = {
+    now: () => Date.now(),
+    nowDate: () => new Date(),
+    setTimeout(fn, ms) {
+      const t = setTimeout(fn, Math.max(0, ms));
+      t.unref();
+      return { cancel: () => clearTimeout(t) };
+    },
+    setInterval(fn, ms) {
+      const t = setInterval(fn, Math.max(1, ms));
+      t.unref();
+      return { cancel: () => clearInterval(t) };
+    },
+    sleep: (ms, signal) => sleepWith(clock, ms, signal),
+  };
+  return clock;
+}
+
+interface PendingTimer {
+  id: number;
+  at: number;
+  everyMs: number | null;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A clock that moves only when told to: for tests and the simulator's virtual time. */
+export interface ManualClock extends Clock {
+  /** Moves time forward by `ms`, firing due timers in time order (synchronously). */
+  advance(ms: number): void;
+  /**
+   * Moves time forward by `ms`, firing due timers in order and letting promise callbacks and
+   * I/O callbacks run after each one, so async work started by a timer settles before the next.
+   */
+  advanceAsync(ms: number): Promise<void>;
+  /** Moves to an absolute time (never backwards). */
+  set(nowMs: number): void;
+  /** Number of live timers. */
+  pendingTimers(): number;
+  /** Time of the next timer, or undefined. */
+  nextTimerAt(): number | undefined;
+}
+
+/** Yields to the event loop so pending promise and I/O callbacks run. */
+export const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Creates a manual clock starting at `startMs` (default 2026-01-01T00:00:00Z). */
+export function createManualClock(startMs = Date.UTC(2026, 0, 1)): ManualClock {
+  let now = startMs;
+  let nextId = 1;
+  const timers = new Map<number, PendingTimer>();
+
+  const add = (fn: () => void, ms: number, everyMs: number | null): TimerHandle => {
+    const t: PendingTimer = { id: nextId++, at: now + Math.max(0, ms), everyMs, fn, cancelled: false };
+    timers.set(t.id, t);
+    return {
+      cancel: () => {
+        t.cancelled = true;
+        timers.delete(t.id);
+      },
+    };
+  };
+
+  const nextDue = (limit: number): PendingTimer | undefined => {
+    let best: PendingTimer | undefined;
+    for (const t of timers.values()) {
+      if (t.at <= limit && (!best || t.at < best.at || (t.at === best.at && t.id < best.id))) best = t;
+    }
+    return best;
+  };
+
+  const fire = (t: PendingTimer) => {
+    now = Math.max(now, t.at);
+    if (t.everyMs === null) timers.delete(t.id);
+    else t.at += t.everyMs;
+    t.fn();
+  };
+
+  const clock: ManualClock = {
+    now: () => now,
+    nowDate: () => new Date(now),
+    setTimeout: (fn, ms) => add(fn, ms, null),
+    setInterval: (fn, ms) => add(fn, ms, Math.max(1, ms)),
+    sleep: (ms, signal) => sleepWith(clock, ms, signal),
+    advance(ms) {
+      const target = now + Math.max(0, ms);
+      for (let t = nextDue(target); t; t = nextDue(target)) fire(t);
+      now = target;
+    },
+    async advanceAsync(ms) {
+      const target = now + Math.max(0, ms);
+      await settle();
+      for (let t = nextDue(target); t; t = nextDue(target)) {
+        fire(t);
+        await settle();
+      }
+      now = target;
+      await settle();
+    },
+    set(nowMs) {
+      if (nowMs > now) clock.advance(nowMs - now);
+    },
+    pendingTimers: () => timers.size,
+    nextTimerAt: () => {
+      let min: number | undefined;
+      for (const t of timers.values()) if (min === undefined || t.at < min) min = t.at;
+      return min;
+    },
+  };
+  return clock;
+}
