@@ -82,6 +82,9 @@ export interface ManualClock extends Clock {
 /** Yields to the event loop so pending promise and I/O callbacks run. */
 export const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** NaN counts as 0 (Node runs it at once); kept as NaN it would never fire and poison nextTimerAt. */
+const delayOf = (ms: number): number => (Number.isNaN(ms) ? 0 : Math.max(0, ms));
+
 /** Creates a manual clock starting at `startMs` (default 2026-01-01T00:00:00Z). */
 export function createManualClock(startMs = Date.UTC(2026, 0, 1)): ManualClock {
   let now = startMs;
@@ -89,7 +92,7 @@ export function createManualClock(startMs = Date.UTC(2026, 0, 1)): ManualClock {
   const timers = new Map<number, PendingTimer>();
 
   const add = (fn: () => void, ms: number, everyMs: number | null): TimerHandle => {
-    const t: PendingTimer = { id: nextId++, at: now + Math.max(0, ms), everyMs, fn, cancelled: false };
+    const t: PendingTimer = { id: nextId++, at: now + delayOf(ms), everyMs, fn, cancelled: false };
     timers.set(t.id, t);
     return {
       cancel: () => {
@@ -118,21 +121,22 @@ export function createManualClock(startMs = Date.UTC(2026, 0, 1)): ManualClock {
     now: () => now,
     nowDate: () => new Date(now),
     setTimeout: (fn, ms) => add(fn, ms, null),
-    setInterval: (fn, ms) => add(fn, ms, Math.max(1, ms)),
+    setInterval: (fn, ms) => add(fn, ms, Math.max(1, delayOf(ms))),
     sleep: (ms, signal) => sleepWith(clock, ms, signal),
     advance(ms) {
-      const target = now + Math.max(0, ms);
+      const target = now + delayOf(ms);
       for (let t = nextDue(target); t; t = nextDue(target)) fire(t);
-      now = target;
+      // A timer callback may itself have moved the clock further; time never goes backwards.
+      now = Math.max(now, target);
     },
     async advanceAsync(ms) {
-      const target = now + Math.max(0, ms);
+      const target = now + delayOf(ms);
       await settle();
       for (let t = nextDue(target); t; t = nextDue(target)) {
         fire(t);
         await settle();
       }
-      now = target;
+      now = Math.max(now, target);
       await settle();
     },
     set(nowMs) {

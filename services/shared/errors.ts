@@ -58,7 +58,8 @@ type Details = Record<string, string>;
 
 export const invalidArgument = (message: string, details?: Details) =>
   new DomainError('invalid_argument', message, details);
-export const notFound = (message: string, details?: Details) => new DomainError('not_found', message, details);
+export const notFound = (message: string, details?: Details) =>
+  new DomainError('not_found', message, details);
 export const alreadyExists = (message: string, details?: Details) =>
   new DomainError('already_exists', message, details);
 export const failedPrecondition = (message: string, details?: Details) =>
@@ -90,7 +91,8 @@ export class Problems {
 
   check(what: string): void {
     if (this.list.length === 0) return;
-    const head = this.list.length === 1 ? this.list[0] : `${this.list.length} problems: ${this.list.join('; ')}`;
+    const head =
+      this.list.length === 1 ? this.list[0] : `${this.list.length} problems: ${this.list.join('; ')}`;
     throw new DomainError('invalid_argument', `invalid ${what}: ${head}`, {
       problems: this.list.join('\n'),
     });

@@ -35,7 +35,16 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       name: options.name,
       redact: {
-        paths: ['token', '*.token', 'authorization', '*.authorization', 'apiKey', '*.apiKey', 'password', '*.password'],
+        paths: [
+          'token',
+          '*.token',
+          'authorization',
+          '*.authorization',
+          'apiKey',
+          '*.apiKey',
+          'password',
+          '*.password',
+        ],
         censor: '[redacted]',
       },
     },
@@ -51,7 +60,9 @@ export function silentLogger(): Logger {
 }
 
 /** A logger that records lines in memory, for tests that assert on logging. */
-export function memoryLogger(): Logger & { lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> } {
+export function memoryLogger(): Logger & {
+  lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }>;
+} {
   const lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
   const make = (bindings: Record<string, unknown>): Logger => ({
     debug: (msg, fields) => lines.push({ level: 'debug', msg, fields: { ...bindings, ...fields } }),

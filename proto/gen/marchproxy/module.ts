@@ -207,12 +207,14 @@ export interface GetMetricsResponse {
 
 export interface ScaleRequest {
   instanceId: string;
-  /** New bounds; the desired count is max_instances when min = max, or clamped into the bounds. */
+  /** New bounds (min/max instances) and autoscaling targets; unset keeps the controller's. */
   config?:
     | ScalingConfig
     | undefined;
   /** Start or stop instances now rather than on the next reconcile. */
   immediate: boolean;
+  /** The instance count wanted; 0 keeps the current count (clamped into the bounds). Added by this project. */
+  desiredInstances: number;
 }
 
 export interface ScaleResponse {
@@ -3007,7 +3009,7 @@ export const GetMetricsResponse: MessageFns<GetMetricsResponse> = {
 };
 
 function createBaseScaleRequest(): ScaleRequest {
-  return { instanceId: "", config: undefined, immediate: false };
+  return { instanceId: "", config: undefined, immediate: false, desiredInstances: 0 };
 }
 
 export const ScaleRequest: MessageFns<ScaleRequest> = {
@@ -3020,6 +3022,9 @@ export const ScaleRequest: MessageFns<ScaleRequest> = {
     }
     if (message.immediate !== false) {
       writer.uint32(24).bool(message.immediate);
+    }
+    if (message.desiredInstances !== 0) {
+      writer.uint32(32).int32(message.desiredInstances);
     }
     return writer;
   },
@@ -3061,6 +3066,14 @@ export const ScaleRequest: MessageFns<ScaleRequest> = {
             message.immediate = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.desiredInstances = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3082,6 +3095,11 @@ export const ScaleRequest: MessageFns<ScaleRequest> = {
         : "",
       config: isSet(object.config) ? ScalingConfig.fromJSON(object.config) : undefined,
       immediate: isSet(object.immediate) ? globalThis.Boolean(object.immediate) : false,
+      desiredInstances: isSet(object.desiredInstances)
+        ? globalThis.Number(object.desiredInstances)
+        : isSet(object.desired_instances)
+        ? globalThis.Number(object.desired_instances)
+        : 0,
     };
   },
 
@@ -3096,6 +3114,9 @@ export const ScaleRequest: MessageFns<ScaleRequest> = {
     if (message.immediate !== false) {
       obj.immediate = message.immediate;
     }
+    if (message.desiredInstances !== 0) {
+      obj.desiredInstances = Math.round(message.desiredInstances);
+    }
     return obj;
   },
 
@@ -3109,6 +3130,7 @@ export const ScaleRequest: MessageFns<ScaleRequest> = {
       ? ScalingConfig.fromPartial(object.config)
       : undefined;
     message.immediate = object.immediate ?? false;
+    message.desiredInstances = object.desiredInstances ?? 0;
     return message;
   },
 };

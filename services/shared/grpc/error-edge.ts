@@ -62,7 +62,10 @@ export function classifyFailure(err: unknown, logger: Logger, method: string): W
     ref,
     err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err),
   });
-  return { grpcStatus: status.INTERNAL, message: `internal error (ref ${ref}); the server log has the details` };
+  return {
+    grpcStatus: status.INTERNAL,
+    message: `internal error (ref ${ref}); the server log has the details`,
+  };
 }
 
 /** A ServiceError for grpc-js callbacks, with domain details in trailing metadata. */

@@ -3,7 +3,13 @@
  * concerns every RPC shares: error mapping (error-edge.ts), one log line per call, and an
  * observer hook for metrics. Service code stays `async (request, ctx) => response`.
  */
-import { status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  status,
+  type Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from '@grpc/grpc-js';
 import type { Error as ProtoError } from '../../../proto/gen/marchproxy/types.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../clock.js';
@@ -50,7 +56,13 @@ function contextOf(
   };
 }
 
-function finish(deps: HandlerDeps, method: string, code: status, startedMs: number, extra?: Record<string, unknown>) {
+function finish(
+  deps: HandlerDeps,
+  method: string,
+  code: status,
+  startedMs: number,
+  extra?: Record<string, unknown>,
+) {
   const durationMs = performance.now() - startedMs;
   deps.observe?.(method, code, durationMs);
   const fields = { method, code: status[code], ms: Math.round(durationMs * 100) / 100, ...extra };
@@ -62,11 +74,11 @@ function finish(deps: HandlerDeps, method: string, code: status, startedMs: numb
 export function unary<Req, Res>(
   deps: HandlerDeps,
   method: string,
-  fn: (request: Req, ctx: CallContext) => Promise<Res> | Res,
+  fn: (request: Req, ctx: CallContext) => Promise<NoInfer<Res>> | NoInfer<Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const started = performance.now();
-    const ctx = contextOf(call as ServerUnaryCall<unknown, unknown>, method);
+    const ctx = contextOf(call, method);
     Promise.resolve()
       .then(() => fn(call.request, ctx))
       .then(
@@ -77,7 +89,7 @@ export function unary<Req, Res>(
         (err: unknown) => {
           const f = classifyFailure(err, deps.logger, method);
           finish(deps, method, f.grpcStatus, started, { error: f.message });
-          callback(toServiceError(f) as Parameters<sendUnaryData<Res>>[0]);
+          callback(toServiceError(f));
         },
       );
   };
@@ -98,12 +110,12 @@ export interface Envelope {
 export function unaryEnvelope<Req, Res extends Envelope>(
   deps: HandlerDeps,
   method: string,
-  fn: (request: Req, ctx: CallContext) => Promise<Res> | Res,
-  failed: (envelope: Envelope) => Res,
+  fn: (request: Req, ctx: CallContext) => Promise<NoInfer<Res>> | NoInfer<Res>,
+  failed: (envelope: Envelope) => NoInfer<Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const started = performance.now();
-    const ctx = contextOf(call as ServerUnaryCall<unknown, unknown>, method);
+    const ctx = contextOf(call, method);
     Promise.resolve()
       .then(() => fn(call.request, ctx))
       .then(
@@ -117,12 +129,16 @@ export function unaryEnvelope<Req, Res extends Envelope>(
             finish(deps, method, status.OK, started, { failure: f.message, kind: f.domain.kind });
             callback(
               null,
-              failed({ success: false, message: f.message, error: toProtoError(f.domain, deps.clock.nowDate()) }),
+              failed({
+                success: false,
+                message: f.message,
+                error: toProtoError(f.domain, deps.clock.nowDate()),
+              }),
             );
             return;
           }
           finish(deps, method, f.grpcStatus, started, { error: f.message });
-          callback(toServiceError(f) as Parameters<sendUnaryData<Res>>[0]);
+          callback(toServiceError(f));
         },
       );
   };
@@ -139,7 +155,7 @@ export function serverStream<Req, Res>(
 ) {
   return (call: ServerWritableStream<Req, Res>): void => {
     const started = performance.now();
-    const ctx = contextOf(call as ServerWritableStream<unknown, unknown>, method);
+    const ctx = contextOf(call, method);
     // Respect back-pressure: a slow subscriber waits on its own stream, nobody else's.
     const send = (msg: Res) =>
       new Promise<void>((resolve) => {
