@@ -2,7 +2,16 @@
  * Atomic JSON documents on disk: write to a temp file, fsync it, rename over the target, fsync
  * the directory. A crash at any point leaves either the old or the new document, never a mix.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { DomainError } from './errors.js';
 
@@ -35,7 +44,12 @@ export function writeFileAtomic(path: string, data: string | Buffer): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new DomainError('unavailable', `could not save ${path} (${code}); the change was not applied`, { path, cause: code }, { cause: e });
+    throw new DomainError(
+      'unavailable',
+      `could not save ${path} (${code}); the change was not applied`,
+      { path, cause: code },
+      { cause: e },
+    );
   }
 }
 
@@ -46,11 +60,14 @@ export function readJsonFile(path: string): unknown {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${path} is not valid JSON (${(e as Error).message}); restore it from a backup or move it away to start empty`);
+    throw new Error(
+      `${path} is not valid JSON (${(e as Error).message}); restore it from a backup or move it away to start empty`,
+      { cause: e },
+    );
   }
 }

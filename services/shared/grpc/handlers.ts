@@ -179,7 +179,9 @@ export function serverStream<Req, Res>(
         (err: unknown) => {
           const f = classifyFailure(err, deps.logger, method);
           finish(deps, method, f.grpcStatus, started, { error: f.message });
-          if (!ctx.signal.aborted) call.destroy(Object.assign(new Error(f.message), toServiceError(f)));
+          // grpc-js sends the status from the stream's 'error' handler; destroy() would skip
+          // it (a destroyed stream never runs _final), leaving the client waiting forever.
+          if (!ctx.signal.aborted) call.emit('error', Object.assign(new Error(f.message), toServiceError(f)));
         },
       );
   };

@@ -1,0 +1,218 @@
+/**
+ * Wires the NLB process: config → core objects → gRPC server, admin HTTP, sweeper. `startNlb`
+ * is used by `mpctl serve nlb`, by the local stack, by tests and by the simulator.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { NLBServiceService } from '../../proto/gen/marchproxy/nlb.js';
+import { createAuthenticator, type TokenEntry } from '../shared/auth.js';
+import { createSystemClock, type Clock } from '../shared/clock.js';
+import { createGrpcServer } from '../shared/grpc/server.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { createRng } from '../shared/rng.js';
+import { Nlb } from './nlb.js';
+import { RoutingService } from './nlb-routing.js';
+import type { ModulePort } from './ports.js';
+import { createFileStatePort, createMemoryStatePort, type StatePort } from './store.js';
+import { createAdminHttp } from './transport/admin-http.js';
+import { createGrpcModulePort } from './transport/module-port.js';
+import { createNlbService } from './transport/nlb-service.js';
+import { createNlbPrometheus } from './transport/prometheus.js';
+import { VERSION } from '../shared/version.js';
+
+const listen = (port: number) =>
+  z
+    .object({
+      host: z.string().min(1).default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(port),
+    })
+    .strict();
+
+/** The NLB process's configuration: defaults < file < env < flags (services/shared/config.ts). */
+export const nlbProcessSchema = z
+  .object({
+    grpc: listen(50050).default({ host: '0.0.0.0', port: 50050 }),
+    admin: listen(8082).default({ host: '0.0.0.0', port: 8082 }),
+    /** Durable state; empty = in memory only (tests). */
+    dataDir: z.string().default('.mpctl-data/nlb'),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    auth: z
+      .object({
+        adminToken: z.string().min(16).optional(),
+        moduleToken: z.string().min(16).optional(),
+        readToken: z.string().min(16).optional(),
+        anonymousRead: z.boolean().default(false),
+      })
+      .strict()
+      .default({ anonymousRead: false }),
+    tls: z
+      .object({
+        certFile: z.string().optional(),
+        keyFile: z.string().optional(),
+        caFile: z.string().optional(),
+        requireClientCert: z.boolean().default(false),
+      })
+      .strict()
+      .default({ requireClientCert: false }),
+    /** How the NLB reaches module controllers (CanHandle, HealthCheck, Scale). */
+    modules: z
+      .object({
+        token: z.string().optional(),
+        caFile: z.string().optional(),
+        certFile: z.string().optional(),
+        keyFile: z.string().optional(),
+        tls: z.boolean().default(false),
+      })
+      .strict()
+      .default({ tls: false }),
+    /** Overrides the heartbeat section's interval at start (seconds), e.g. for tests. */
+    heartbeatIntervalSeconds: z.number().min(0.1).max(3600).optional(),
+    seed: z.union([z.number(), z.string()]).optional(),
+  })
+  .strict();
+
+export type NlbProcessConfig = z.output<typeof nlbProcessSchema>;
+
+/** Environment variables the NLB reads, and where they land. */
+export const NLB_ENV_MAP: Record<string, string> = {
+  MP_NLB_GRPC_HOST: 'grpc.host',
+  MP_NLB_GRPC_PORT: 'grpc.port',
+  MP_NLB_ADMIN_HOST: 'admin.host',
+  MP_NLB_ADMIN_PORT: 'admin.port',
+  MP_NLB_DATA_DIR: 'dataDir',
+  MP_LOG_LEVEL: 'logLevel',
+  MP_ADMIN_TOKEN: 'auth.adminToken',
+  MP_MODULE_TOKEN: 'auth.moduleToken',
+  MP_READ_TOKEN: 'auth.readToken',
+  MP_ANONYMOUS_READ: 'auth.anonymousRead',
+  MP_TLS_CERT: 'tls.certFile',
+  MP_TLS_KEY: 'tls.keyFile',
+  MP_TLS_CA: 'tls.caFile',
+  MP_TLS_REQUIRE_CLIENT_CERT: 'tls.requireClientCert',
+};
+
+export interface NlbOverrides {
+  clock?: Clock;
+  logger?: Logger;
+  modules?: ModulePort;
+  state?: StatePort;
+}
+
+export interface NlbHandle {
+  nlb: Nlb;
+  routing: RoutingService;
+  grpcAddress: string;
+  grpcPort: number;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+/** Starts an NLB; resolves once both servers listen. */
+export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides = {}): Promise<NlbHandle> {
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel, name: 'nlb' });
+  const clock = overrides.clock ?? createSystemClock();
+  const tokens: TokenEntry[] = [];
+  if (config.auth.adminToken) tokens.push({ name: 'admin', role: 'admin', token: config.auth.adminToken });
+  if (config.auth.moduleToken)
+    tokens.push({ name: 'module', role: 'module', token: config.auth.moduleToken });
+  if (config.auth.readToken) tokens.push({ name: 'read', role: 'read', token: config.auth.readToken });
+  const auth = tokens.length
+    ? createAuthenticator({ enabled: true, tokens, anonymousRead: config.auth.anonymousRead })
+    : undefined;
+  if (!auth) logger.warn('authentication is off: set MP_ADMIN_TOKEN and MP_MODULE_TOKEN to require tokens');
+
+  const ownPort = !overrides.modules;
+  const modules =
+    overrides.modules ??
+    createGrpcModulePort({
+      token: config.modules.token ?? config.auth.adminToken,
+      tls:
+        config.modules.tls || config.modules.caFile
+          ? {
+              caFile: config.modules.caFile,
+              certFile: config.modules.certFile,
+              keyFile: config.modules.keyFile,
+            }
+          : false,
+    });
+  const state =
+    overrides.state ?? (config.dataDir ? createFileStatePort(config.dataDir) : createMemoryStatePort());
+  const nlb = new Nlb({
+    clock,
+    rng: createRng(config.seed ?? randomBytes(4).readUInt32LE(0)),
+    logger,
+    state,
+    modules,
+    version: VERSION,
+    initialConfig: config.heartbeatIntervalSeconds
+      ? {
+          heartbeat: {
+            intervalSeconds: config.heartbeatIntervalSeconds,
+            missedHeartbeats: 3,
+            evictAfterSeconds: Math.max(300, config.heartbeatIntervalSeconds * 3),
+            drainTimeoutSeconds: 30,
+          },
+        }
+      : undefined,
+  });
+  const routing = new RoutingService(nlb);
+  const prom = createNlbPrometheus(nlb);
+  const grpcServer = createGrpcServer({
+    logger,
+    auth,
+    tls:
+      config.tls.certFile && config.tls.keyFile
+        ? {
+            certFile: config.tls.certFile,
+            keyFile: config.tls.keyFile,
+            caFile: config.tls.caFile,
+            requireClientCert: config.tls.requireClientCert,
+          }
+        : undefined,
+    maxMessageBytes: nlb.config.server.maxMessageBytes,
+  });
+  grpcServer.addService(
+    NLBServiceService,
+    createNlbService({ nlb, routing, logger, clock, observe: prom.observeRpc }),
+    'marchproxy.NLBService',
+  );
+  let serving = false;
+  const admin = createAdminHttp({
+    metrics: prom.registry,
+    notReadyReason: () => (serving ? null : 'gRPC server not serving yet'),
+  });
+  nlb.start();
+  let grpcBound: { host: string; port: number };
+  let adminBound: { host: string; port: number };
+  try {
+    grpcBound = await grpcServer.start(config.grpc.host, config.grpc.port);
+    adminBound = await admin.start(config.admin.host, config.admin.port);
+  } catch (e) {
+    nlb.stop();
+    await grpcServer.stop(0).catch(() => undefined);
+    if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();
+    throw e;
+  }
+  serving = true;
+  const grpcAddress = `${grpcBound.host.includes(':') ? `[${grpcBound.host}]` : grpcBound.host}:${grpcBound.port}`;
+  logger.info(
+    `NLB ${VERSION} serving gRPC on ${grpcAddress}, admin on http://${adminBound.host}:${adminBound.port}`,
+    { state: state.location },
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    nlb,
+    routing,
+    grpcAddress,
+    grpcPort: grpcBound.port,
+    adminPort: adminBound.port,
+    stop: () =>
+      (stopping ??= (async () => {
+        serving = false;
+        nlb.stop();
+        await grpcServer.stop(2000);
+        await admin.stop();
+        if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();
+      })()),
+  };
+}

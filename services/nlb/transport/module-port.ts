@@ -1,0 +1,88 @@
+/**
+ * ModulePort over gRPC: calls module controllers' CanHandle, HealthCheck and Scale with a
+ * deadline, reusing one client per controller address.
+ */
+import { Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import type { ModuleServiceClient } from '../../../proto/gen/marchproxy/module.js';
+import {
+  createClientConnection,
+  createModuleClient,
+  type ClientConnectionOptions,
+} from '../../shared/grpc/client.js';
+import type { ModulePort } from '../ports.js';
+import { healthName, routeToProto, scalingToProto } from './convert.js';
+
+export interface GrpcModulePort extends ModulePort {
+  /** Closes every client. */
+  close(): void;
+}
+
+type Callback<Res> = (e: ServiceError | null, r: Res) => void;
+
+/** Promise form of a generated unary method, with a deadline. */
+function invoke<Req, Res>(
+  method: (req: Req, meta: Metadata, opts: Partial<CallOptions>, cb: Callback<Res>) => unknown,
+  req: Req,
+  timeoutMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method(req, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (e, r) =>
+      e ? reject(e) : resolve(r),
+    );
+  });
+}
+
+/** Creates the port; `connection` supplies token and TLS settings for every controller. */
+export function createGrpcModulePort(
+  connection: Omit<ClientConnectionOptions, 'target'> = {},
+): GrpcModulePort {
+  const clients = new Map<string, ModuleServiceClient>();
+  const client = (address: string): ModuleServiceClient => {
+    let c = clients.get(address);
+    if (!c) {
+      if (clients.size >= 1024) {
+        const [oldestAddress, oldest] = clients.entries().next().value as [string, ModuleServiceClient];
+        oldest.close();
+        clients.delete(oldestAddress);
+      }
+      c = createModuleClient(createClientConnection({ ...connection, target: address }));
+      clients.set(address, c);
+    }
+    return c;
+  };
+  return {
+    async canHandle(address, route, context, timeoutMs) {
+      const c = client(address);
+      const r = await invoke(c.canHandle.bind(c), { route: routeToProto(route), context }, timeoutMs);
+      return { canHandle: r.canHandle, priority: r.priority, reason: r.reason };
+    },
+    async healthCheck(address, instanceId, deep, timeoutMs) {
+      const c = client(address);
+      const r = await invoke(c.healthCheck.bind(c), { instanceId, deepCheck: deep }, timeoutMs);
+      return { status: healthName(r.status, 'status') ?? 'UNHEALTHY', message: r.message };
+    },
+    async scale(address, req, timeoutMs) {
+      const c = client(address);
+      const r = await invoke(
+        c.scale.bind(c),
+        {
+          instanceId: req.instanceId,
+          desiredInstances: req.desiredInstances,
+          config: req.config ? scalingToProto(req.config) : undefined,
+          immediate: req.immediate,
+        },
+        timeoutMs,
+      );
+      return {
+        success: r.success,
+        message: r.message || r.error?.message || '',
+        currentInstances: r.currentInstances,
+        desiredInstances: r.desiredInstances,
+      };
+    },
+    close() {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}
