@@ -1,0 +1,242 @@
+/**
+ * One module instance: a traffic listener handed to the module type's handler, connection
+ * and request accounting, rate limits, and its own lease with the NLB (it registers itself).
+ * The same code runs inside the controller (inprocess provider) or in a child process.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { HealthStatus, ProxyProtocolMode, type Route } from '../../../proto/gen/marchproxy/types.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import { moduleTypeEnum, protocolEnum, routeToProto, statsToProto } from '../../nlb/transport/convert.js';
+import type { RouteSpec } from '../../nlb/domain/types.js';
+import type { NlbApi } from './nlb-api.js';
+import type { ModuleTypePlugin, TrafficHandler } from './plugin.js';
+import { createRegistrationAgent, type RegistrationAgent } from './registration.js';
+import { createProcessSampler, StatsCollector, type StatsSnapshot } from './stats.js';
+import { RateLimitTable, type RateLimitSpec } from './token-bucket.js';
+
+/** Everything an instance needs to know from its controller; pushed again on every change. */
+export interface InstanceSnapshot {
+  routes: RouteSpec[];
+  rateLimits: RateLimitSpec[];
+  config: unknown;
+  maxConnections: number;
+}
+
+export interface InstanceOptions {
+  id: string;
+  plugin: ModuleTypePlugin;
+  version: string;
+  clock: Clock;
+  logger: Logger;
+  nlb: NlbApi;
+  /** The controller's ModuleService address (registered as the instance's `address`). */
+  controllerAddress: string;
+  /** Interface for the traffic listener; the port is chosen by the OS. */
+  host: string;
+  heartbeatIntervalMs: number;
+  snapshot: InstanceSnapshot;
+  /** Called when the NLB asks for a reload. */
+  onReloadRequested?: () => void;
+}
+
+export type InstanceStatus = 'STARTING' | 'HEALTHY' | 'STOPPING' | 'STOPPED';
+
+/** The id of an instance-owned route in the NLB's table: unique per instance. */
+export const nlbRouteId = (instanceId: string, routeId: string) => `${instanceId}:${routeId}`;
+
+export class ModuleInstanceRuntime {
+  readonly stats: StatsCollector;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly limits = new RateLimitTable();
+  private readonly sampler = createProcessSampler();
+  private handler: TrafficHandler;
+  private agent: RegistrationAgent;
+  private snapshot: InstanceSnapshot;
+  private statusValue: InstanceStatus = 'STARTING';
+  private address = '';
+  private readonly startedAtMs: number;
+
+  constructor(private readonly o: InstanceOptions) {
+    this.snapshot = o.snapshot;
+    this.startedAtMs = o.clock.now();
+    this.stats = new StatsCollector(this.startedAtMs);
+    this.limits.set(o.snapshot.rateLimits);
+    this.handler = o.plugin.createHandler(
+      {
+        logger: o.logger,
+        stats: this.stats,
+        now: () => o.clock.now(),
+        rateLimit: (keys) => this.limits.check(keys, o.clock.now()),
+      },
+      o.snapshot.config,
+    );
+    this.server = createServer({ pauseOnConnect: false }, (s) => this.accept(s));
+    this.server.on('error', (e) =>
+      o.logger.error(`traffic listener error: ${e.message}`, { instance: o.id }),
+    );
+    this.agent = createRegistrationAgent({
+      clock: o.clock,
+      logger: o.logger,
+      nlb: o.nlb,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      request: () => this.registration(),
+      stats: () => statsToProto(o.id, this.statsSnapshot())!,
+      status: () => HealthStatus[`HEALTH_STATUS_${this.statusValue}`],
+      onInstructions: (ins) => {
+        if (ins.reload === 'true') o.onReloadRequested?.();
+      },
+    });
+  }
+
+  get id(): string {
+    return this.o.id;
+  }
+
+  get trafficAddress(): string {
+    return this.address;
+  }
+
+  get status(): InstanceStatus {
+    return this.statusValue;
+  }
+
+  /** The lease with the NLB (state and counters, for status output and tests). */
+  get lease(): RegistrationAgent {
+    return this.agent;
+  }
+
+  /** Opens the traffic listener and registers with the NLB. */
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, this.o.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.server.address();
+    const port = typeof a === 'object' && a ? a.port : 0;
+    this.address = `${this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host}:${port}`;
+    this.statusValue = 'HEALTHY';
+    this.agent.start();
+  }
+
+  private accept(s: Socket): void {
+    if (
+      this.statusValue !== 'HEALTHY' ||
+      (this.snapshot.maxConnections > 0 && this.sockets.size >= this.snapshot.maxConnections)
+    ) {
+      this.stats.count(this.statusValue === 'HEALTHY' ? 'refused_max_connections' : 'refused_draining');
+      s.destroy();
+      return;
+    }
+    this.sockets.add(s);
+    this.stats.connectionOpened();
+    s.once('close', () => {
+      this.sockets.delete(s);
+      this.stats.connectionClosed(s.bytesRead, s.bytesWritten);
+    });
+    s.on('error', () => undefined);
+    this.handler.handleConnection(s, { clientAddress: s.remoteAddress ?? '', clientPort: s.remotePort ?? 0 });
+  }
+
+  private registration() {
+    const o = this.o;
+    return {
+      instance: {
+        instanceId: o.id,
+        moduleType: moduleTypeEnum(o.plugin.type),
+        address: o.controllerAddress,
+        healthStatus: HealthStatus[`HEALTH_STATUS_${this.statusValue}`],
+        metadata: {
+          pid: String(process.pid),
+          data_plane: o.plugin.placeholderDataPlane ? 'placeholder' : 'real',
+        },
+        startedAt: new Date(this.startedAtMs),
+        currentConnections: this.sockets.size,
+        maxConnections: this.snapshot.maxConnections,
+        version: o.version,
+        trafficWeight: 0,
+        trafficAddress: this.address,
+        proxyProtocol: ProxyProtocolMode.PROXY_PROTOCOL_MODE_UNSPECIFIED,
+        draining: this.statusValue === 'STOPPING',
+        protocols: o.plugin.protocols.map(protocolEnum),
+      },
+      initialRoutes: this.nlbRoutes(),
+      healthConfig: undefined,
+      capabilities: o.plugin.capabilities(this.snapshot.config),
+    };
+  }
+
+  private nlbRoutes(): Route[] {
+    return this.snapshot.routes.map((r) => routeToProto({ ...r, routeId: nlbRouteId(this.o.id, r.routeId) }));
+  }
+
+  /** Current counters plus process CPU and memory. */
+  statsSnapshot(): StatsSnapshot {
+    return this.stats.snapshot(this.sampler());
+  }
+
+  /** Applies a new snapshot: limits and config live; routes are re-announced to the NLB. */
+  async apply(next: InstanceSnapshot): Promise<void> {
+    const routesChanged = JSON.stringify(next.routes) !== JSON.stringify(this.snapshot.routes);
+    this.snapshot = next;
+    this.limits.set(next.rateLimits);
+    this.handler.applyConfig(next.config);
+    if (routesChanged && this.agent.state === 'registered') {
+      const res = await this.o.nlb.updateRouting({
+        routes: this.nlbRoutes(),
+        replaceAll: true,
+        sourceInstanceId: this.o.id,
+        validateOnly: false,
+      });
+      if (!res.success) throw new Error(`the NLB refused the routes of ${this.o.id}: ${res.message}`);
+    }
+  }
+
+  /**
+   * Stops taking connections, tells the NLB (graceful unregistration), and waits up to
+   * `timeoutMs` for open connections to finish. Returns how many were still open.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.statusValue === 'STOPPED') return 0;
+    this.statusValue = 'STOPPING';
+    this.server.close();
+    await this.agent.stop(true, Math.ceil(timeoutMs / 1000));
+    const deadline = this.o.clock.now() + timeoutMs;
+    while (this.sockets.size > 0 && this.o.clock.now() < deadline) {
+      await this.o.clock.sleep(Math.min(50, Math.max(1, deadline - this.o.clock.now())));
+    }
+    return this.sockets.size;
+  }
+
+  /** Stops the instance: graceful drains first; then remaining connections are cut. */
+  async stop(graceful: boolean, timeoutMs: number): Promise<void> {
+    if (this.statusValue === 'STOPPED') return;
+    if (graceful) await this.drain(timeoutMs);
+    else {
+      this.statusValue = 'STOPPING';
+      this.server.close();
+      await this.agent.stop(false);
+    }
+    for (const s of this.sockets) s.destroy();
+    await this.handler.close();
+    this.statusValue = 'STOPPED';
+  }
+
+  /** Dies without unregistering: listener and connections gone, the NLB finds out by missed heartbeats. */
+  crash(): void {
+    this.statusValue = 'STOPPED';
+    this.agent.abandon();
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+    void this.handler.close();
+  }
+
+  /** Zeroes counters (GetStats reset_counters). */
+  resetStats(): void {
+    this.stats.reset(this.o.clock.now());
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Wires a module controller process: config → controller + provider → ModuleService gRPC
+ * server → instances. Used by `mpctl serve module`, the local stack, tests and the simulator.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ModuleServiceService } from '../../../proto/gen/marchproxy/module.js';
+import { createAuthenticator, type TokenEntry } from '../../shared/auth.js';
+import { createSystemClock, type Clock } from '../../shared/clock.js';
+import { createGrpcServer } from '../../shared/grpc/server.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+import { createRng } from '../../shared/rng.js';
+import { pluginFor } from '../plugins.js';
+import { ModuleController } from './controller.js';
+import {
+  createControllerFileStore,
+  createControllerMemoryStore,
+  type ControllerStore,
+} from './controller-state.js';
+import { ModuleMetricsSampler } from './module-metrics.js';
+import { createModuleService } from './module-service.js';
+import { createGrpcNlbApi, type NlbApi } from './nlb-api.js';
+import { createInprocessProvider } from './providers/inprocess.js';
+import { createProcessProvider } from './providers/process.js';
+import type { InstanceProvider } from './providers/provider.js';
+import { VERSION_PATTERN } from '../../nlb/domain/validate.js';
+
+/** A module controller process's configuration (defaults < file < env < flags). */
+export const moduleProcessSchema = z
+  .object({
+    type: z.enum(['alb', 'dblb', 'ailb', 'rtmp']),
+    version: z
+      .string()
+      .regex(
+        VERSION_PATTERN,
+        'use 1-64 characters of A-Z a-z 0-9 . _ + - starting with a letter or digit, e.g. 1.0',
+      ),
+    /** Instances at first start; later the stored desired count wins. */
+    instances: z.number().int().min(0).max(1000).default(1),
+    grpc: z
+      .object({ host: z.string().default('0.0.0.0'), port: z.number().int().min(0).max(65535).optional() })
+      .strict()
+      .default({ host: '0.0.0.0' }),
+    /** Address the NLB and instances use to reach this controller (default: grpc host:port, 127.0.0.1 for 0.0.0.0). */
+    advertiseAddress: z.string().optional(),
+    /** Interface for instances' traffic listeners. */
+    trafficHost: z.string().default('127.0.0.1'),
+    nlb: z.string().default('127.0.0.1:50050'),
+    provider: z.enum(['process', 'inprocess']).default('process'),
+    dataDir: z.string().default('.mpctl-data'),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    heartbeatIntervalSeconds: z.number().min(0.1).max(3600).default(10),
+    /** Token modules present to the NLB (role module). */
+    nlbToken: z.string().optional(),
+    /** Tokens this controller accepts (NLB and operators). */
+    auth: z
+      .object({
+        adminToken: z.string().min(16).optional(),
+        readToken: z.string().min(16).optional(),
+        anonymousRead: z.boolean().default(false),
+      })
+      .strict()
+      .default({ anonymousRead: false }),
+    seed: z.union([z.number(), z.string()]).optional(),
+  })
+  .strict();
+
+export type ModuleProcessConfig = z.output<typeof moduleProcessSchema>;
+
+export const MODULE_ENV_MAP: Record<string, string> = {
+  MP_MODULE_NLB: 'nlb',
+  MP_MODULE_TOKEN: 'nlbToken',
+  MP_ADMIN_TOKEN: 'auth.adminToken',
+  MP_READ_TOKEN: 'auth.readToken',
+  MP_MODULE_DATA_DIR: 'dataDir',
+  MP_LOG_LEVEL: 'logLevel',
+};
+
+export interface ModuleOverrides {
+  clock?: Clock;
+  logger?: Logger;
+  /** NLB client factory (one per instance and one for the controller). */
+  nlbApi?: () => NlbApi;
+  store?: ControllerStore;
+  provider?: InstanceProvider;
+}
+
+export interface ModuleHandle {
+  controller: ModuleController;
+  address: string;
+  port: number;
+  sampler: ModuleMetricsSampler;
+  /** Resolves when the controller was shut down (Shutdown RPC or stop()). */
+  done: Promise<void>;
+  stop(graceful?: boolean): Promise<void>;
+}
+
+/** Starts a controller and its instances; resolves when the ModuleService listens. */
+export async function startModule(
+  config: ModuleProcessConfig,
+  overrides: ModuleOverrides = {},
+): Promise<ModuleHandle> {
+  const plugin = pluginFor(config.type);
+  const logger = (
+    overrides.logger ??
+    createLogger({ level: config.logLevel, name: `${plugin.type.toLowerCase()}-controller` })
+  ).child({ module: plugin.type, version: config.version });
+  const clock = overrides.clock ?? createSystemClock();
+  const nlbApi = overrides.nlbApi ?? (() => createGrpcNlbApi({ target: config.nlb, token: config.nlbToken }));
+  const provider =
+    overrides.provider ??
+    (config.provider === 'inprocess'
+      ? createInprocessProvider({ plugin, clock, logger, nlbApi })
+      : createProcessProvider({
+          moduleType: plugin.type,
+          logger,
+          logLevel: config.logLevel,
+          nlb: { target: config.nlb, token: config.nlbToken },
+        }));
+  const store =
+    overrides.store ??
+    (config.dataDir
+      ? createControllerFileStore(config.dataDir, plugin.type, config.version)
+      : createControllerMemoryStore());
+  const controller = new ModuleController({
+    plugin,
+    version: config.version,
+    clock,
+    rng: createRng(config.seed ?? randomBytes(4).readUInt32LE(0)),
+    logger,
+    provider,
+    store,
+    host: config.trafficHost,
+    heartbeatIntervalMs: config.heartbeatIntervalSeconds * 1000,
+    initialInstances: config.instances,
+  });
+  const sampler = new ModuleMetricsSampler(controller, clock);
+  const tokens: TokenEntry[] = [];
+  if (config.auth.adminToken) tokens.push({ name: 'admin', role: 'admin', token: config.auth.adminToken });
+  if (config.auth.readToken) tokens.push({ name: 'read', role: 'read', token: config.auth.readToken });
+  const server = createGrpcServer({
+    logger,
+    auth: tokens.length
+      ? createAuthenticator({ enabled: true, tokens, anonymousRead: config.auth.anonymousRead })
+      : undefined,
+  });
+  const controllerNlb = nlbApi();
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  server.addService(
+    ModuleServiceService,
+    createModuleService({
+      controller,
+      sampler,
+      nlb: controllerNlb,
+      logger,
+      clock,
+      onShutdown: () => void stop(true),
+    }),
+    'marchproxy.ModuleService',
+  );
+  const bound = await server.start(config.grpc.host, config.grpc.port ?? plugin.defaultPort);
+  const host = bound.host === '0.0.0.0' || bound.host === '::' ? '127.0.0.1' : bound.host;
+  const address = config.advertiseAddress ?? `${host.includes(':') ? `[${host}]` : host}:${bound.port}`;
+  sampler.start();
+  await controller.start(address);
+  logger.info(
+    `${plugin.type} ${config.version} controller serving ModuleService on ${address} with ${controller.liveInstances().length} instance(s); NLB ${config.nlb}`,
+  );
+  let stopping: Promise<void> | undefined;
+  const stop = (graceful = true) =>
+    (stopping ??= (async () => {
+      sampler.stop();
+      await controller.stop(graceful, 10_000);
+      await server.stop(2000);
+      controllerNlb.close();
+      finish();
+    })());
+  return { controller, address, port: bound.port, sampler, done, stop };
+}
