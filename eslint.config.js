@@ -16,6 +16,15 @@ export default defineConfig(
     },
   },
   {
+    // Plain JavaScript (scripts) is outside the TypeScript project: lint it without type information.
+    files: ['**/*.mjs', '**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      parserOptions: { project: null },
+      globals: { process: 'readonly', console: 'readonly' },
+    },
+  },
+  {
     // Tests use loose typing around JSON and mocks.
     files: ['test/**'],
     rules: {

@@ -103,7 +103,8 @@ export function checkContract(spec: string, image: Image): string[] {
       values.split(/\s+/).forEach((v, i) => {
         const got = e.value.find((x) => x.name === v);
         if (!got) problems.push(`enum ${name}: value ${v} is missing`);
-        else if (got.number !== i) problems.push(`enum ${name}: ${v} is ${got.number}, the contract says ${i}`);
+        else if (got.number !== i)
+          problems.push(`enum ${name}: ${v} is ${got.number}, the contract says ${i}`);
       });
       continue;
     }
@@ -115,8 +116,10 @@ export function checkContract(spec: string, image: Image): string[] {
         problems.push(`rpc ${svc}.${method} is missing`);
         continue;
       }
-      if (m.inputType !== `.marchproxy.${method}Request`) problems.push(`rpc ${svc}.${method} takes ${m.inputType}`);
-      if (m.outputType !== `.marchproxy.${method}Response`) problems.push(`rpc ${svc}.${method} returns ${m.outputType}`);
+      if (m.inputType !== `.marchproxy.${method}Request`)
+        problems.push(`rpc ${svc}.${method} takes ${m.inputType}`);
+      if (m.outputType !== `.marchproxy.${method}Response`)
+        problems.push(`rpc ${svc}.${method} returns ${m.outputType}`);
       if (Boolean(m.serverStreaming) !== (flag === 'stream')) {
         problems.push(`rpc ${svc}.${method}: server streaming is ${Boolean(m.serverStreaming)}`);
       }
@@ -138,21 +141,24 @@ export function checkContract(spec: string, image: Image): string[] {
     const fields: Array<[string, string]> = [];
     for (const parts of wanted) {
       const prev = fields[fields.length - 1];
-      if (parts.length === 1 && prev && prev[1].includes('<') && !prev[1].includes('>')) prev[1] += `,${parts[0]}`;
+      if (parts.length === 1 && prev && prev[1].includes('<') && !prev[1].includes('>'))
+        prev[1] += `,${parts[0]}`;
       else fields.push([parts[0], parts[1]]);
     }
     fields.forEach(([fname, ftype], i) => {
       const number = i + 1;
       const f = msg.field?.find((x) => x.name === fname);
       if (!f) return problems.push(`${name}.${fname} (field ${number}) is missing`);
-      if (f.number !== number) problems.push(`${name}.${fname} is field ${f.number}, the contract says ${number}`);
+      if (f.number !== number)
+        problems.push(`${name}.${fname} is field ${f.number}, the contract says ${number}`);
       const got = renderType(f, msg);
       if (got !== ftype) problems.push(`${name}.${fname} is ${got}, the contract says ${ftype}`);
     });
   }
   for (const [svcName, svc] of services) {
     for (const m of svc.method ?? []) {
-      if (!specRpcs.has(`${svcName}.${m.name}`)) problems.push(`rpc ${svcName}.${m.name} is not in the contract`);
+      if (!specRpcs.has(`${svcName}.${m.name}`))
+        problems.push(`rpc ${svcName}.${m.name} is not in the contract`);
     }
   }
   return problems;

@@ -32,7 +32,8 @@ const walk = (d: string): string[] =>
 
 describe('the gRPC contract', () => {
   it('has 21 NLBService and 25 ModuleService RPCs', () => {
-    const count = (f: string) => (readFileSync(join(repoRoot, 'proto/marchproxy', f), 'utf8').match(/^\s*rpc /gm) ?? []).length;
+    const count = (f: string) =>
+      (readFileSync(join(repoRoot, 'proto/marchproxy', f), 'utf8').match(/^\s*rpc /gm) ?? []).length;
     expect(count('nlb.proto')).toBe(21);
     expect(count('module.proto')).toBe(25);
   });
@@ -47,7 +48,11 @@ describe('the gRPC contract', () => {
     edit(types, 'string address = 3;', 'string address = 30;');
     edit(types, 'int32 priority = 9;', 'int64 priority = 9;');
     edit(types, 'HEALTH_STATUS_STOPPED = 6;', 'HEALTH_STATUS_STOPPED = 7;');
-    edit(join(d, 'proto/marchproxy/nlb.proto'), 'rpc GetNLBStatus(GetNLBStatusRequest) returns (GetNLBStatusResponse);', '');
+    edit(
+      join(d, 'proto/marchproxy/nlb.proto'),
+      'rpc GetNLBStatus(GetNLBStatusRequest) returns (GetNLBStatusResponse);',
+      '',
+    );
     const problems = checkContract(publicContract(), bufImage(d));
     expect(problems).toEqual(
       expect.arrayContaining([
@@ -68,15 +73,21 @@ describe('the gRPC contract', () => {
   it('buf breaking fails on a renumbered field', () => {
     const d = protoCopy();
     edit(join(d, 'proto/marchproxy/types.proto'), 'string version = 9;', 'string version = 19;');
-    const r = spawnSync(bufBin, ['breaking', '--against', repoRoot], { cwd: d, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(bufBin, ['breaking', '--against', repoRoot], {
+      cwd: d,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).not.toBe(0);
     expect(r.stdout).toContain('ModuleInstance');
   });
 
   it('has no breaking change against the previous commit', () => {
-    const git = (...args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 });
+    const git = (...args: string[]) =>
+      spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 });
     const prev = git('rev-parse', '--verify', '--quiet', 'HEAD~1');
-    const hasProtos = prev.status === 0 && git('cat-file', '-e', 'HEAD~1:proto/marchproxy/nlb.proto').status === 0;
+    const hasProtos =
+      prev.status === 0 && git('cat-file', '-e', 'HEAD~1:proto/marchproxy/nlb.proto').status === 0;
     if (!hasProtos) return; // the first commit with protos has nothing to break
     const r = spawnSync(bufBin, ['breaking', '--against', '.git#ref=HEAD~1'], {
       cwd: repoRoot,
@@ -89,10 +100,16 @@ describe('the gRPC contract', () => {
 
   it('generated code in proto/gen matches a fresh generation', () => {
     const out = tempDir();
-    execFileSync(process.execPath, [join(repoRoot, 'scripts/gen.mjs'), '--out', out], { timeout: 120_000, stdio: 'pipe' });
+    execFileSync(process.execPath, [join(repoRoot, 'scripts/gen.mjs'), '--out', out], {
+      timeout: 120_000,
+      stdio: 'pipe',
+    });
     const fresh = join(out, 'proto/gen');
     const committed = join(repoRoot, 'proto/gen');
-    const names = (d: string) => walk(d).map((f) => relative(d, f)).sort();
+    const names = (d: string) =>
+      walk(d)
+        .map((f) => relative(d, f))
+        .sort();
     expect(names(committed)).toEqual(names(fresh));
     for (const name of names(fresh)) {
       const same = readFileSync(join(fresh, name), 'utf8') === readFileSync(join(committed, name), 'utf8');

@@ -190,6 +190,8 @@ export class ModuleController {
         } catch (e) {
           this.lastError = (e as Error).message;
           this.o.logger.error(`could not start an instance: ${this.lastError}`);
+          // A provider that keeps failing backs off like instances that keep crashing.
+          this.restarts++;
           this.scheduleRestart();
           return;
         }
