@@ -53,8 +53,14 @@ export const dblbPlugin: ModuleTypePlugin<DblbConfig> = {
         priority: 0,
         reason: `no backend serves ${proto ?? 'that protocol'}${db ? ` database ${db}` : ''}${user ? ` for user ${user}` : ''}`,
       };
+    // Only patterns that matched what was asked count; a backend's other patterns say nothing.
     const spec = Math.max(
-      ...fits.flatMap((b) => [...b.databases.map(globSpecificity), ...b.users.map(globSpecificity)]),
+      0,
+      ...fits.flatMap((b) =>
+        [...b.databases.filter((p) => globMatch(p, db)), ...b.users.filter((p) => globMatch(p, user))].map(
+          globSpecificity,
+        ),
+      ),
     );
     return {
       canHandle: true,

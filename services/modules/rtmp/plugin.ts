@@ -59,7 +59,15 @@ export const rtmpPlugin: ModuleTypePlugin<RtmpConfig> = {
         priority: 0,
         reason: `no origin serves app ${app || '*'} stream ${stream || '*'}`,
       };
-    const spec = Math.max(...fits.flatMap((o) => [...o.apps, ...o.streams].map(globSpecificity)));
+    // Only patterns that matched what was asked count; an origin's other patterns say nothing.
+    const spec = Math.max(
+      0,
+      ...fits.flatMap((o) =>
+        [...o.apps.filter((p) => globMatch(p, app)), ...o.streams.filter((p) => globMatch(p, stream))].map(
+          globSpecificity,
+        ),
+      ),
+    );
     return {
       canHandle: true,
       priority: base.priority + spec,

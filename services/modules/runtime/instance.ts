@@ -38,6 +38,11 @@ export interface InstanceOptions {
   snapshot: InstanceSnapshot;
   /** Called when the NLB asks for a reload. */
   onReloadRequested?: () => void;
+  /**
+   * Rewrites the stats the instance reports (heartbeats, GetStats). The simulator and tests use
+   * it to give in-process instances a synthetic load; production instances report as measured.
+   */
+  statsFilter?: (instanceId: string, measured: StatsSnapshot) => StatsSnapshot;
 }
 
 export type InstanceStatus = 'STARTING' | 'HEALTHY' | 'STOPPING' | 'STOPPED';
@@ -176,7 +181,8 @@ export class ModuleInstanceRuntime {
 
   /** Current counters plus process CPU and memory. */
   statsSnapshot(): StatsSnapshot {
-    return this.stats.snapshot(this.sampler());
+    const measured = this.stats.snapshot(this.sampler());
+    return this.o.statsFilter ? this.o.statsFilter(this.o.id, measured) : measured;
   }
 
   /** Applies a new snapshot: limits and config live; routes are re-announced to the NLB. */

@@ -67,7 +67,8 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
   const retryDelay = () => {
     const d = Math.min(backoff, o.heartbeatIntervalMs);
     backoff = Math.min(backoff * 2, o.heartbeatIntervalMs);
-    return d * (0.8 + 0.4 * random());
+    // Jitter must not push a retry past one interval: the lease is rebuilt within one interval.
+    return Math.min(o.heartbeatIntervalMs, d * (0.8 + 0.4 * random()));
   };
 
   const register = async (): Promise<void> => {
@@ -75,7 +76,11 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
     state = 'registering';
     try {
       const res = await o.nlb.register(o.request());
-      if (isStopped()) return;
+      if (isStopped()) {
+        // stop() is waiting for this call: let it unregister what the NLB has just registered.
+        if (res.success) registrationId = res.registrationId;
+        return;
+      }
       if (!res.success) {
         counts.failures++;
         o.logger.warn(`NLB refused registration: ${res.message}`, { instance: id(), code: res.error?.code });
@@ -136,11 +141,12 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
       schedule(0, register);
     },
     async stop(graceful, drainTimeoutSeconds = 0) {
-      const wasRegistered = state === 'registered' && registrationId;
+      // A registration in flight may still succeed; stop() then unregisters it (after the await).
+      const wasLive = state === 'registered' || state === 'registering';
       state = 'stopped';
       timer?.cancel();
       await inFlight?.catch(() => undefined);
-      if (!wasRegistered) return;
+      if (!wasLive || !registrationId) return;
       try {
         await o.nlb.unregister({ instanceId: id(), registrationId, graceful, drainTimeoutSeconds });
         o.logger.info('unregistered from the NLB', { instance: id(), graceful });

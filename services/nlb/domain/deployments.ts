@@ -213,6 +213,13 @@ export class Deployments {
     if (version === d.stableVersion && d.weights[version] === 100) {
       throw failedPrecondition(`${t} version ${version} is already the stable version with 100 % of traffic`);
     }
+    if ((d.phase === 'PROGRESSING' || d.phase === 'PAUSED') && d.targetVersion && !immediate) {
+      throw failedPrecondition(
+        d.targetVersion === version
+          ? `${t} is already rolling out ${version} (at ${d.weights[version] ?? 0} %, ${d.phase.toLowerCase()}); resume it, or promote with immediate to finish now`
+          : `${t} is rolling out ${d.targetVersion} (${d.phase.toLowerCase()}); roll it back before promoting ${version}`,
+      );
+    }
     const next = structuredClone(d);
     if (!(version in next.weights)) next.weights[version] = 0;
     next.steps = promotionSteps(rate, immediate, defaults);

@@ -3,6 +3,7 @@ import type { Clock } from '../../../shared/clock.js';
 import type { Logger } from '../../../shared/logger.js';
 import { ModuleInstanceRuntime } from '../instance.js';
 import type { NlbApi } from '../nlb-api.js';
+import type { StatsSnapshot } from '../stats.js';
 import type { ModuleTypePlugin } from '../plugin.js';
 import type { InstanceHandle, InstanceLaunch, InstanceProvider } from './provider.js';
 
@@ -13,6 +14,8 @@ export interface InprocessDeps {
   /** Each instance gets its own NLB client (as separate processes would). */
   nlbApi: () => NlbApi;
   onReload?: (id: string) => void;
+  /** Synthetic stats for simulated load (see InstanceOptions.statsFilter). */
+  statsFilter?: (instanceId: string, measured: StatsSnapshot) => StatsSnapshot;
 }
 
 /** Creates the provider; `kill(id)` simulates a crash (for tests and the simulator). */
@@ -39,6 +42,7 @@ export function createInprocessProvider(
         heartbeatIntervalMs: l.heartbeatIntervalMs,
         snapshot: l.snapshot,
         onReloadRequested: () => d.onReload?.(l.id),
+        statsFilter: d.statsFilter,
       });
       await rt.start();
       const entry = { rt, api, exit: [] as Array<(r: string) => void> };
