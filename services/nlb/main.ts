@@ -10,7 +10,9 @@ import { createSystemClock, type Clock } from '../shared/clock.js';
 import { createGrpcServer } from '../shared/grpc/server.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createRng } from '../shared/rng.js';
+import { Autoscaler } from './autoscaler-loop.js';
 import { Nlb } from './nlb.js';
+import { RolloutController } from './rollout-loop.js';
 import { RoutingService } from './nlb-routing.js';
 import type { ModulePort } from './ports.js';
 import { createFileStatePort, createMemoryStatePort, type StatePort } from './store.js';
@@ -101,6 +103,8 @@ export interface NlbOverrides {
 export interface NlbHandle {
   nlb: Nlb;
   routing: RoutingService;
+  autoscaler: Autoscaler;
+  rollouts: RolloutController;
   grpcAddress: string;
   grpcPort: number;
   adminPort: number;
@@ -156,6 +160,16 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
       : undefined,
   });
   const routing = new RoutingService(nlb);
+  const autoscaler = new Autoscaler(nlb);
+  const rollouts = new RolloutController(nlb);
+  nlb.eventSources = { scaling: () => autoscaler.events, rollout: () => rollouts.events };
+  nlb.on((e) => {
+    if (e.type === 'config' && e.section === 'scaling') autoscaler.reschedule();
+    if (e.type === 'config' && e.section === 'rollout') rollouts.start();
+    // A promotion that reached 100 % by request (immediate) retires the old versions too.
+    if (e.type === 'deployment' && e.action === 'PROMOTE' && e.deployment.phase === 'PROMOTED')
+      void rollouts.retireOldVersions(e.deployment);
+  });
   const prom = createNlbPrometheus(nlb);
   const grpcServer = createGrpcServer({
     logger,
@@ -173,7 +187,29 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   });
   grpcServer.addService(
     NLBServiceService,
-    createNlbService({ nlb, routing, logger, clock, observe: prom.observeRpc }),
+    createNlbService({
+      nlb,
+      routing,
+      logger,
+      clock,
+      observe: prom.observeRpc,
+      autoscale: async (type) => {
+        const evs = await autoscaler.evaluate(type);
+        if (evs.length === 0)
+          return {
+            message: `no ${type ?? ''} controller to evaluate`.replace('  ', ' '),
+            current: 0,
+            target: 0,
+          };
+        const current = evs.reduce((a, e) => a + e.current, 0);
+        const target = evs.reduce((a, e) => a + e.desired, 0);
+        return {
+          message: evs.map((e) => `${e.moduleType} ${e.version}: ${e.reason}`).join('; '),
+          current,
+          target,
+        };
+      },
+    }),
     'marchproxy.NLBService',
   );
   let serving = false;
@@ -182,6 +218,8 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     notReadyReason: () => (serving ? null : 'gRPC server not serving yet'),
   });
   nlb.start();
+  autoscaler.start();
+  rollouts.start();
   let grpcBound: { host: string; port: number };
   let adminBound: { host: string; port: number };
   try {
@@ -189,6 +227,8 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     adminBound = await admin.start(config.admin.host, config.admin.port);
   } catch (e) {
     nlb.stop();
+    autoscaler.stop();
+    rollouts.stop();
     await grpcServer.stop(0).catch(() => undefined);
     if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();
     throw e;
@@ -203,6 +243,8 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   return {
     nlb,
     routing,
+    autoscaler,
+    rollouts,
     grpcAddress,
     grpcPort: grpcBound.port,
     adminPort: adminBound.port,
@@ -210,6 +252,8 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
       (stopping ??= (async () => {
         serving = false;
         nlb.stop();
+        autoscaler.stop();
+        rollouts.stop();
         await grpcServer.stop(2000);
         await admin.stop();
         if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();

@@ -2,13 +2,13 @@
  * The NLB's operational RPCs: health, status, load distribution, rebalancing, manual scaling
  * and metric queries. Functions over the Nlb core, each a thin policy over domain values.
  */
-import { failedPrecondition, invalidArgument, notFound, Problems } from '../shared/errors.js';
+import { failedPrecondition, invalidArgument, notFound, Problems, unavailable } from '../shared/errors.js';
 import { balanceScore, connectionsOf, evenedOut, loadScore, type LoadInfoDomain } from './domain/load.js';
 import type { SeriesData } from './domain/metrics-store.js';
 import type { Strategy } from './domain/selection.js';
 import type { Health, InstanceRecord, ModuleTypeName } from './domain/types.js';
 import type { Nlb } from './nlb.js';
-import type { ScalingPolicyInput } from './ports.js';
+import type { ScaleResult, ScalingPolicyInput } from './ports.js';
 
 /** CheckHealth: self checks, and with checkModules a deadline-bounded fan-out to every instance's HealthCheck. */
 export async function checkHealth(nlb: Nlb, deep: boolean, checkModules: boolean, timeoutMs = 2000) {
@@ -87,6 +87,25 @@ export function status(nlb: Nlb) {
     state: nlb.deps.state.location,
     heartbeat_interval_seconds: String(nlb.config.heartbeat.intervalSeconds),
   };
+  const recent = (
+    list:
+      | Array<{ atMs: number; moduleType: string; version: string; action: string; reason: string }>
+      | undefined,
+    prefix: string,
+  ) =>
+    (list ?? [])
+      .slice(-5)
+      .forEach(
+        (e, i) =>
+          (details[`${prefix}.${i}`] =
+            `${new Date(e.atMs).toISOString()} ${e.moduleType} ${e.version} ${e.action}: ${e.reason}`),
+      );
+  recent(
+    nlb.eventSources.scaling?.().filter((e) => e.action !== 'none'),
+    'scaling_event',
+  );
+  recent(nlb.eventSources.scaling?.(), 'scaling_decision');
+  recent(nlb.eventSources.rollout?.(), 'rollout_event');
   for (const d of nlb.deployments.all()) {
     details[`deployment.${d.moduleType}`] = `${d.phase} ${Object.entries(d.weights)
       .map(([v, w]) => `${v}=${w}`)
@@ -241,22 +260,28 @@ export async function triggerScaling(
     action === 'scale-to' || req.targetInstances
       ? req.targetInstances
       : Math.max(0, current + (action === 'scale-up' ? 1 : -1));
-  const result = await nlb.deps.modules.scale(
-    address,
-    { instanceId: req.instanceId, desiredInstances: target, config: req.config, immediate: true },
-    10_000,
-  );
   const r0 = req.instanceId ? nlb.registry.get(req.instanceId) : undefined;
-  nlb.emit({
-    type: 'scaling',
+  const event = {
+    type: 'scaling' as const,
     moduleType: r0?.moduleType ?? req.moduleType ?? '',
-    version: r0?.version ?? '',
+    version: r0?.version ?? (req.moduleType ? nlb.activeVersion(req.moduleType) : ''),
     action,
     from: current,
-    to: result.desiredInstances,
     reason: 'manual TriggerScaling',
-    ok: result.success,
-  });
+  };
+  let result: ScaleResult;
+  try {
+    result = await nlb.deps.modules.scale(
+      address,
+      { instanceId: req.instanceId, desiredInstances: target, config: req.config, immediate: true },
+      10_000,
+    );
+  } catch (e) {
+    // A controller that cannot be reached is a failure the caller can act on, not an NLB bug.
+    nlb.emit({ ...event, to: target, ok: false });
+    throw unavailable(`${label} did not answer Scale: ${(e as Error).message}`);
+  }
+  nlb.emit({ ...event, to: result.desiredInstances, ok: result.success });
   if (!result.success) throw failedPrecondition(`${label} refused to scale: ${result.message}`);
   return {
     action,

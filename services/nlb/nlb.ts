@@ -11,6 +11,7 @@ import { activeVersion, Deployments, type Deployment } from './domain/deployment
 import {
   defaultNlbConfig,
   parseSection,
+  SECTION_NAMES,
   sectionName,
   type NlbConfig,
   type SectionName,
@@ -75,15 +76,38 @@ export class Nlb {
   counters = { heartbeats: 0, routed: 0, routingFailures: 0, registrations: 0 };
   lastSweepMs = 0;
   lastSaveError: string | null = null;
+  /** Recent autoscaling decisions and rollout events, for status output (set by main.ts). */
+  eventSources: {
+    scaling?: () => Array<{
+      atMs: number;
+      moduleType: string;
+      version: string;
+      action: string;
+      reason: string;
+    }>;
+    rollout?: () => Array<{
+      atMs: number;
+      moduleType: string;
+      version: string;
+      action: string;
+      reason: string;
+    }>;
+  } = {};
   private readonly listeners: Array<(e: NlbEvent) => void> = [];
   private sweeper: TimerHandle | null = null;
   private sweeperPeriodMs = 0;
   private lastTotals = new Map<string, { tsMs: number; total: number; failed: number }>();
+  /**
+   * Config sections set through UpdateNLBConfig: the only ones persisted, so that defaults and
+   * start-up flags (e.g. --heartbeat-interval) keep applying at later starts.
+   */
+  private apiSections: Set<SectionName>;
 
   constructor(readonly deps: NlbDeps) {
     this.startedAtMs = deps.clock.now();
     const stored = deps.state.load();
     this.config = this.mergeConfig(stored?.config ?? {}, deps.initialConfig ?? {});
+    this.apiSections = sectionsOf(stored?.config ?? {});
     this.registry = new Registry(
       this.leaseTimings(),
       () =>
@@ -190,7 +214,7 @@ export class Nlb {
 
   private durableState(): DurableState {
     return {
-      config: structuredClone(this.config),
+      config: Object.fromEntries([...this.apiSections].map((n) => [n, structuredClone(this.config[n])])),
       routes: this.routes
         .all()
         .filter((e) => e.owner === OPERATOR)
@@ -223,7 +247,8 @@ export class Nlb {
   }
 
   private restoreDurable(s: DurableState): void {
-    this.config = this.mergeConfig(s.config, {});
+    this.config = this.mergeConfig(s.config, this.deps.initialConfig ?? {});
+    this.apiSections = sectionsOf(s.config);
     this.registry.setTimings(this.leaseTimings());
     this.selection.strategy = this.config.routing.strategy;
     this.routes.removeOwner(OPERATOR);
@@ -364,6 +389,7 @@ export class Nlb {
     if (validateOnly) return { requiresRestart: change.requiresRestart, section: name };
     this.mutateDurable(() => {
       (this.config as Record<SectionName, unknown>)[name] = change.value;
+      this.apiSections.add(name);
       this.applyLive(name);
     });
     this.emit({ type: 'config', section: name });
@@ -561,6 +587,7 @@ export class Nlb {
     m.record('latency_p99_ms', labels, s.p99LatencyMs, now);
     m.record('latency_avg_ms', labels, s.avgLatencyMs, now);
     m.record('requests_total', labels, s.totalRequests, now);
+    m.record('requests_failed_total', labels, s.failedRequests, now);
     const prev = this.lastTotals.get(r.instanceId);
     if (prev && now > prev.tsMs && s.totalRequests >= prev.total) {
       const dt = (now - prev.tsMs) / 1000;
@@ -587,15 +614,20 @@ export class Nlb {
     m.record('nlb_routed_total', {}, this.counters.routed, now);
     m.record('nlb_routes', {}, this.routes.size, now);
     const groups = new Map<string, InstanceRecord[]>();
-    for (const r of all)
-      groups.set(`${r.moduleType}@${r.version}`, [...(groups.get(`${r.moduleType}@${r.version}`) ?? []), r]);
+    for (const r of all) {
+      const key = `${r.moduleType}@${r.version}`;
+      const group = groups.get(key);
+      if (group) group.push(r);
+      else groups.set(key, [r]);
+    }
     for (const [key, rs] of groups) {
       const [module_type, version] = key.split('@');
       const labels = { module_type, version };
+      const ids = new Set(rs.map((r) => r.instanceId));
       const latest = (name: string) =>
         m
           .latest([name], labels)
-          .filter((x) => x.labels.instance && rs.some((r) => r.instanceId === x.labels.instance))
+          .filter((x) => x.labels.instance && ids.has(x.labels.instance))
           .map((x) => x.point.value);
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
       const avg = (xs: number[]) => (xs.length ? sum(xs) / xs.length : 0);
@@ -643,6 +675,11 @@ export class Nlb {
     }
     return points.length;
   }
+}
+
+/** The known section names present in a stored config. */
+function sectionsOf(config: Partial<NlbConfig>): Set<SectionName> {
+  return new Set((Object.keys(config) as SectionName[]).filter((k) => SECTION_NAMES.includes(k)));
 }
 
 const INSTANCE_FIELDS = {

@@ -12,7 +12,8 @@ export interface NlbPrometheus {
 /** Registers the NLB's series and subscribes them to its events. */
 export function createNlbPrometheus(nlb: Nlb): NlbPrometheus {
   const registry = new PromRegistry();
-  collectDefaultMetrics({ register: registry, prefix: 'mp_nlb_process_' });
+  // prom-client's names already start with process_ / nodejs_ (mp_nlb_process_cpu_seconds_total).
+  collectDefaultMetrics({ register: registry, prefix: 'mp_nlb_' });
   const rpcs = new Counter({
     name: 'mp_nlb_rpcs_total',
     help: 'gRPC calls handled, by method and status code',

@@ -44,15 +44,27 @@ function contextOf(
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
   method: string,
 ): CallContext {
-  const ac = new AbortController();
-  call.on('cancelled', () => ac.abort());
+  // grpc-js emits 'cancelled' after every finished call too; create the AbortController (and
+  // the DOMException its abort() builds) only for handlers that look at the signal.
+  let ac: AbortController | undefined;
+  let cancelled = false;
+  call.on('cancelled', () => {
+    cancelled = true;
+    ac?.abort();
+  });
   const principal = call.metadata.get(PRINCIPAL_METADATA_KEY)[0];
   return {
     method,
     metadata: call.metadata,
     principal: typeof principal === 'string' ? principal : 'anonymous',
     peer: call.getPeer(),
-    signal: ac.signal,
+    get signal() {
+      if (!ac) {
+        ac = new AbortController();
+        if (cancelled) ac.abort();
+      }
+      return ac.signal;
+    },
   };
 }
 
