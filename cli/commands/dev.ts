@@ -2,13 +2,14 @@ import { Command, Flags } from '@oclif/core';
 import { createLogger } from '../../services/shared/logger.js';
 import { createShutdown } from '../../services/shared/shutdown.js';
 import { nlbProcessSchema, startNlb } from '../../services/nlb/main.js';
+import { moduleProcessSchema, startModule, type ModuleHandle } from '../../services/modules/runtime/main.js';
 import { serverFailure } from '../serve-support.js';
 
 export default class Dev extends Command {
   static override summary = 'Run the local stack on loopback with embedded defaults (what `npm start` runs)';
-  static override description = `Today the local stack is the NLB control plane: gRPC NLBService on 127.0.0.1:50050 and the admin endpoint (/healthz, /readyz, /metrics) on 127.0.0.1:8082, with state in .mpctl-data/nlb. Module controllers (ALB, DBLB, AILB, RTMP) and demo backends join the stack as their issues land.
+  static override description = `Starts the NLB control plane (gRPC NLBService on 127.0.0.1:50050, admin endpoint with /healthz, /readyz and /metrics on 127.0.0.1:8082) and one v1.0 controller of each module type — ALB :50051, DBLB :50052, AILB :50053, RTMP :50054 — each with one instance that registers with the NLB. State lives in .mpctl-data/.
 
-Authentication is off in the local stack, and it listens on loopback only. Stops cleanly on Ctrl-C or SIGTERM.`;
+The modules' data planes are placeholders for now (instances accept and count connections); demo backends join the stack with the data-plane work. Authentication is off in the local stack, and it listens on loopback only. Stops cleanly on Ctrl-C or SIGTERM, leaving no process behind.`;
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -18,7 +19,17 @@ Authentication is off in the local stack, and it listens on loopback only. Stops
   static override flags = {
     'grpc-port': Flags.integer({ description: 'NLB gRPC port', default: 50050, min: 0, max: 65535 }),
     'admin-port': Flags.integer({ description: 'NLB HTTP admin port', default: 8082, min: 0, max: 65535 }),
-    'data-dir': Flags.string({ description: 'Where the stack keeps state', default: '.mpctl-data/nlb' }),
+    'data-dir': Flags.string({ description: 'Where the stack keeps state', default: '.mpctl-data' }),
+    modules: Flags.string({
+      description: 'Module types to start, comma-separated (none: "")',
+      default: 'alb,dblb,ailb,rtmp',
+    }),
+    'module-port-base': Flags.integer({
+      description: 'ALB controller port; DBLB, AILB, RTMP take the next ones',
+      default: 50051,
+      min: 0,
+      max: 65000,
+    }),
     'log-level': Flags.string({
       options: ['debug', 'info', 'warn', 'error'],
       default: 'warn',
@@ -32,7 +43,7 @@ Authentication is off in the local stack, and it listens on loopback only. Stops
     const config = nlbProcessSchema.parse({
       grpc: { host: '127.0.0.1', port: flags['grpc-port'] },
       admin: { host: '127.0.0.1', port: flags['admin-port'] },
-      dataDir: flags['data-dir'],
+      dataDir: `${flags['data-dir']}/nlb`,
       logLevel: flags['log-level'],
     });
     const nlb = await startNlb(config, { logger: logger.child({ service: 'nlb' }) }).catch((e: unknown) =>
@@ -40,22 +51,59 @@ Authentication is off in the local stack, and it listens on loopback only. Stops
         throw e;
       }),
     );
-    const shutdown = createShutdown({ logger });
+    const shutdown = createShutdown({ logger, timeoutMs: 20_000 });
     shutdown.onShutdown('nlb', () => nlb.stop());
     shutdown.installSignalHandlers();
     const g = `127.0.0.1:${nlb.grpcPort}`;
+    const types = flags.modules
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean);
+    const modules: Array<{ type: string; handle: ModuleHandle }> = [];
+    for (const [i, type] of types.entries()) {
+      const config = serverFailure(this, () =>
+        moduleProcessSchema.parse({
+          type,
+          version: '1.0',
+          instances: 1,
+          grpc: { host: '127.0.0.1', port: flags['module-port-base'] ? flags['module-port-base'] + i : 0 },
+          nlb: g,
+          dataDir: flags['data-dir'],
+          logLevel: flags['log-level'],
+        }),
+      );
+      const handle = await startModule(config, { logger: logger.child({ service: type }) }).catch(
+        (e: unknown) =>
+          serverFailure(this, () => {
+            throw e;
+          }),
+      );
+      modules.push({ type, handle });
+      // Registered after the NLB's hook, so it runs first: modules leave before the NLB stops.
+      shutdown.onShutdown(`${type} controller`, () => handle.stop(true));
+    }
+    const moduleLines = modules
+      .map(
+        (m) =>
+          `  ${m.type.toUpperCase().padEnd(13)} ${m.handle.address}   (ModuleService; ${m.handle.controller.liveInstances().length} instance)`,
+      )
+      .join('\n');
     this.log(`MarchProxy local stack is up.
 
   NLB gRPC      ${g}   (NLBService, grpc.health.v1, reflection)
   NLB admin     http://127.0.0.1:${nlb.adminPort}/healthz  /readyz  /metrics
-  State         ${config.dataDir}
+${moduleLines}
+  State         ${flags['data-dir']}/
 
 Try, in another terminal:
+  ./bin/run.js call marchproxy.NLBService/ListModules --nlb ${g}
   ./bin/run.js call marchproxy.NLBService/GetNLBStatus --nlb ${g}
   ./bin/run.js call marchproxy.NLBService/CheckHealth --data '{"deepCheck": true}' --nlb ${g}
   curl -s http://127.0.0.1:${nlb.adminPort}/metrics | grep mp_nlb_
 
-Module controllers and demo backends are not part of the stack yet. Press Ctrl-C to stop.`);
+  ./bin/run.js call marchproxy.ModuleService/GetInstances --address ${modules[0]?.handle.address ?? '127.0.0.1:50051'}
+
+Press Ctrl-C to stop.`);
     await new Promise<never>(() => {});
   }
 }
