@@ -360,7 +360,13 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       `${P}Scale`,
       async (req) => {
         ctl.requireInstanceOrController(req.instanceId);
-        const bounds = c.scalingFromProto(req.config);
+        // scalingFromProto reads an all-zero config as "unset"; but desired 0 with an all-zero
+        // config present (bounds 0-0) is how the NLB retires an old version: scale it to zero.
+        const retire =
+          req.desiredInstances === 0 && !!req.config && Object.values(req.config).every((v) => !v);
+        const bounds = retire
+          ? { ...ctl.scaling, minInstances: 0, maxInstances: 0, autoScalingEnabled: false }
+          : c.scalingFromProto(req.config);
         const r = await ctl.scale(req.desiredInstances, bounds, req.immediate);
         return {
           success: true,
@@ -384,6 +390,7 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       d,
       `${P}SetTrafficWeight`,
       async (req) => {
+        ctl.requireInstanceOrController(req.instanceId);
         const p = new Problems();
         checkVersion(p, 'version', req.version);
         checkWeight(p, 'weight', req.weight);
@@ -402,7 +409,8 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       failed({ currentConfig: undefined, deployment: undefined }),
     ),
 
-    getActiveVersion: unary(d, `${P}GetActiveVersion`, async () => {
+    getActiveVersion: unary(d, `${P}GetActiveVersion`, async (req) => {
+      ctl.requireInstanceOrController(req.instanceId);
       const r = await deployment(DeploymentAction.DEPLOYMENT_ACTION_STATUS, {});
       return {
         activeVersion: r.deployment.config?.activeVersion ?? '',
@@ -416,6 +424,7 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       d,
       `${P}Rollback`,
       async (req) => {
+        ctl.requireInstanceOrController(req.instanceId);
         if (req.targetVersion) {
           const p = new Problems();
           checkVersion(p, 'target_version', req.targetVersion);
@@ -440,6 +449,7 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       d,
       `${P}PromoteVersion`,
       async (req) => {
+        ctl.requireInstanceOrController(req.instanceId);
         const p = new Problems();
         checkVersion(p, 'version', req.version);
         if (!Number.isInteger(req.promotionRate) || req.promotionRate < 0 || req.promotionRate > 100)
@@ -674,6 +684,8 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       d,
       `${P}PauseRollout`,
       async (req) => {
+        // Blue/green is per module type, but a named instance must still be one of ours.
+        ctl.requireInstanceOrController(req.instanceId);
         if (req.version) {
           const p = new Problems();
           checkVersion(p, 'version', req.version);
@@ -692,6 +704,8 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
       d,
       `${P}ResumeRollout`,
       async (req) => {
+        // Blue/green is per module type, but a named instance must still be one of ours.
+        ctl.requireInstanceOrController(req.instanceId);
         if (req.version) {
           const p = new Problems();
           checkVersion(p, 'version', req.version);

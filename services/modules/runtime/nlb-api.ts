@@ -33,7 +33,18 @@ export interface NlbApi {
 
 /** An NlbApi over gRPC to `options.target`. */
 export function createGrpcNlbApi(options: ClientConnectionOptions): NlbApi {
-  const conn = createClientConnection({ timeoutMs: 5000, ...options });
+  const conn = createClientConnection({
+    timeoutMs: 5000,
+    ...options,
+    channelOptions: {
+      // grpc-js backs reconnects off to 120 s, so after an NLB outage the channel could stay
+      // down long after the NLB is back; the registration agent has its own backoff (capped at
+      // one heartbeat interval), so keep the channel's short to re-register within an interval.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      ...options.channelOptions,
+    },
+  });
   const client = createNlbClient(conn);
   return {
     target: options.target,

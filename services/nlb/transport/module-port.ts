@@ -45,7 +45,19 @@ export function createGrpcModulePort(
         oldest.close();
         clients.delete(oldestAddress);
       }
-      c = createModuleClient(createClientConnection({ ...connection, target: address }));
+      c = createModuleClient(
+        createClientConnection({
+          ...connection,
+          target: address,
+          // Short reconnect backoff: a restarted controller must be reachable again within seconds
+          // (grpc-js would back off to 120 s), since CanHandle, HealthCheck and Scale go through here.
+          channelOptions: {
+            'grpc.initial_reconnect_backoff_ms': 200,
+            'grpc.max_reconnect_backoff_ms': 2000,
+            ...connection.channelOptions,
+          },
+        }),
+      );
       clients.set(address, c);
     }
     return c;
