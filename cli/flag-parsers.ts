@@ -46,3 +46,16 @@ export function parsePositiveInt(input: string): number {
 export function formatDurationMs(ms: number): string {
   return ms < 1000 ? `${ms}ms` : `${Math.round(ms / 100) / 10}s`;
 }
+
+/** Parses "key=value" (the value may contain "="); rejects an empty key or a missing "=". */
+export function parseKeyValue(input: string): { key: string; value: string } {
+  const cut = input.indexOf('=');
+  if (cut <= 0) throw new Error(`expected key=value, got "${input}"`);
+  return { key: input.slice(0, cut).trim(), value: input.slice(cut + 1) };
+}
+
+/** Parses a whole number of at least 0 (e.g. --weight 0). */
+export function parseNonNegativeInt(input: string): number {
+  if (!/^\s*\d+\s*$/.test(input)) throw new Error(`expected a whole number of at least 0, got "${input}"`);
+  return Number(input);
+}

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listRpcs } from '../../cli/rpc-registry.js';
+import { rpcCoverage } from './support/manifest.js';
 import { REPO_ROOT, sourceRootPlugin } from './support/oclif.js';
 
 type ManifestCommand = Record<string, unknown> & { relativePath?: string[]; rpc?: unknown; rpcs?: unknown };
@@ -51,5 +52,41 @@ describe('oclif.manifest.json', () => {
       if (command.rpc !== undefined)
         expect(known, `${id} declares rpc ${JSON.stringify(command.rpc)}`).toContain(command.rpc);
     }
+  });
+
+  it('covers every NLBService RPC with a command', async () => {
+    const nlbRpcs = listRpcs()
+      .filter((r) => r.service === 'marchproxy.NLBService')
+      .map((r) => r.fullName);
+    expect(nlbRpcs).toHaveLength(21);
+    const covered = rpcCoverage(await freshManifest());
+    expect(nlbRpcs.filter((rpc) => !covered.has(rpc))).toEqual([]);
+  });
+
+  it('commits a manifest that covers every NLBService RPC too', () => {
+    const committed = JSON.parse(readFileSync(MANIFEST, 'utf8')) as Manifest;
+    const covered = rpcCoverage(committed);
+    const missing = listRpcs()
+      .filter((r) => r.service === 'marchproxy.NLBService' && !covered.has(r.fullName))
+      .map((r) => r.fullName);
+    expect(missing, REGENERATE).toEqual([]);
+  });
+
+  it('covers every ModuleService RPC with a command', async () => {
+    const moduleRpcs = listRpcs()
+      .filter((r) => r.service === 'marchproxy.ModuleService')
+      .map((r) => r.fullName);
+    expect(moduleRpcs).toHaveLength(25);
+    const covered = rpcCoverage(await freshManifest());
+    expect(moduleRpcs.filter((rpc) => !covered.has(rpc))).toEqual([]);
+  });
+
+  it('commits a manifest that covers every ModuleService RPC too', () => {
+    const committed = JSON.parse(readFileSync(MANIFEST, 'utf8')) as Manifest;
+    const covered = rpcCoverage(committed);
+    const missing = listRpcs()
+      .filter((r) => r.service === 'marchproxy.ModuleService' && !covered.has(r.fullName))
+      .map((r) => r.fullName);
+    expect(missing, REGENERATE).toEqual([]);
   });
 });
