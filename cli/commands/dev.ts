@@ -5,6 +5,15 @@ import { nlbProcessSchema, startNlb } from '../../services/nlb/main.js';
 import { moduleProcessSchema, startModule, type ModuleHandle } from '../../services/modules/runtime/main.js';
 import { serverFailure } from '../serve-support.js';
 
+/** DESIGN.md §8: the local stack's client listeners (until a `listeners` section is set). */
+const LOCAL_LISTENERS = [
+  { name: 'auto', address: '127.0.0.1', port: 7000, mode: 'sniff', defaultProtocol: 'mysql' },
+  { name: 'http', address: '127.0.0.1', port: 8080, mode: 'http' },
+  { name: 'mysql', address: '127.0.0.1', port: 13306, mode: 'mysql' },
+  { name: 'postgres', address: '127.0.0.1', port: 15432, mode: 'postgres' },
+  { name: 'rtmp', address: '127.0.0.1', port: 11935, mode: 'rtmp' },
+];
+
 export default class Dev extends Command {
   static override summary = 'Run the local stack on loopback with embedded defaults (what `npm start` runs)';
   static override description = `Starts the NLB control plane (gRPC NLBService on 127.0.0.1:50050, admin endpoint with /healthz, /readyz and /metrics on 127.0.0.1:8082) and one v1.0 controller of each module type — ALB :50051, DBLB :50052, AILB :50053, RTMP :50054 — each with one instance that registers with the NLB. State lives in .mpctl-data/.
@@ -45,6 +54,7 @@ The modules' data planes are placeholders for now (instances accept and count co
       admin: { host: '127.0.0.1', port: flags['admin-port'] },
       dataDir: `${flags['data-dir']}/nlb`,
       logLevel: flags['log-level'],
+      listeners: LOCAL_LISTENERS,
     });
     const nlb = await startNlb(config, { logger: logger.child({ service: 'nlb' }) }).catch((e: unknown) =>
       serverFailure(this, () => {
@@ -88,10 +98,17 @@ The modules' data planes are placeholders for now (instances accept and count co
           `  ${m.type.toUpperCase().padEnd(13)} ${m.handle.address}   (ModuleService; ${m.handle.controller.liveInstances().length} instance)`,
       )
       .join('\n');
+    const notRunning = Object.keys(nlb.dataplane.failed());
+    const listenerLine =
+      nlb.dataplane
+        .addresses()
+        .map((l) => `${l.name} :${l.port}`)
+        .join(', ') + (notRunning.length ? `   (not running: ${notRunning.join(', ')})` : '');
     this.log(`MarchProxy local stack is up.
 
   NLB gRPC      ${g}   (NLBService, grpc.health.v1, reflection)
   NLB admin     http://127.0.0.1:${nlb.adminPort}/healthz  /readyz  /metrics
+  Listeners     ${listenerLine}
 ${moduleLines}
   State         ${flags['data-dir']}/
 

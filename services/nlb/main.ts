@@ -11,6 +11,8 @@ import { createGrpcServer } from '../shared/grpc/server.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createRng } from '../shared/rng.js';
 import { Autoscaler } from './autoscaler-loop.js';
+import { Dataplane } from './dataplane/dataplane.js';
+import { LISTENER_SCHEMA } from './domain/nlb-config.js';
 import { Nlb } from './nlb.js';
 import { RolloutController } from './rollout-loop.js';
 import { RoutingService } from './nlb-routing.js';
@@ -67,6 +69,21 @@ export const nlbProcessSchema = z
       })
       .strict()
       .default({ tls: false }),
+    /**
+     * Seeds the `listeners` config section (client listeners of the data plane) until one is set
+     * through UpdateNLBConfig, e.g. the local stack's DESIGN.md §8 ports.
+     */
+    listeners: z.array(LISTENER_SCHEMA).max(64).optional(),
+    dataplane: z
+      .object({
+        /** Connect timeout to an instance; a failed connect is retried on another instance. */
+        connectTimeoutMs: z.number().int().min(1).max(60_000).default(2000),
+        connectRetries: z.number().int().min(0).max(5).default(2),
+        /** How long open connections may finish at shutdown or when their listener is removed. */
+        drainGraceMs: z.number().int().min(0).max(3_600_000).default(10_000),
+      })
+      .strict()
+      .default({ connectTimeoutMs: 2000, connectRetries: 2, drainGraceMs: 10_000 }),
     /** Overrides the heartbeat section's interval at start (seconds), e.g. for tests. */
     heartbeatIntervalSeconds: z.number().min(0.1).max(3600).optional(),
     seed: z.union([z.number(), z.string()]).optional(),
@@ -103,6 +120,8 @@ export interface NlbOverrides {
 export interface NlbHandle {
   nlb: Nlb;
   routing: RoutingService;
+  /** Client listeners; `dataplane.addresses()` gives their bound ports. */
+  dataplane: Dataplane;
   autoscaler: Autoscaler;
   rollouts: RolloutController;
   grpcAddress: string;
@@ -148,16 +167,19 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     state,
     modules,
     version: VERSION,
-    initialConfig: config.heartbeatIntervalSeconds
-      ? {
-          heartbeat: {
-            intervalSeconds: config.heartbeatIntervalSeconds,
-            missedHeartbeats: 3,
-            evictAfterSeconds: Math.max(300, config.heartbeatIntervalSeconds * 3),
-            drainTimeoutSeconds: 30,
-          },
-        }
-      : undefined,
+    initialConfig: {
+      ...(config.heartbeatIntervalSeconds
+        ? {
+            heartbeat: {
+              intervalSeconds: config.heartbeatIntervalSeconds,
+              missedHeartbeats: 3,
+              evictAfterSeconds: Math.max(300, config.heartbeatIntervalSeconds * 3),
+              drainTimeoutSeconds: 30,
+            },
+          }
+        : {}),
+      ...(config.listeners ? { listeners: { listeners: config.listeners } } : {}),
+    },
   });
   const routing = new RoutingService(nlb);
   const autoscaler = new Autoscaler(nlb);
@@ -171,6 +193,20 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
       void rollouts.retireOldVersions(e.deployment);
   });
   const prom = createNlbPrometheus(nlb);
+  const dataplane = new Dataplane({
+    nlb,
+    routing,
+    logger: logger.child({ component: 'dataplane' }),
+    observer: prom.dataplane,
+    ...config.dataplane,
+  });
+  prom.trackDataplane(dataplane);
+  nlb.on((e) => {
+    if (e.type === 'config' && e.section === 'listeners')
+      dataplane
+        .apply(nlb.config.listeners.listeners)
+        .catch((err: unknown) => logger.error('could not apply the listeners section', { err: String(err) }));
+  });
   const grpcServer = createGrpcServer({
     logger,
     auth,
@@ -225,10 +261,12 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   try {
     grpcBound = await grpcServer.start(config.grpc.host, config.grpc.port);
     adminBound = await admin.start(config.admin.host, config.admin.port);
+    await dataplane.apply(nlb.config.listeners.listeners);
   } catch (e) {
     nlb.stop();
     autoscaler.stop();
     rollouts.stop();
+    await dataplane.stop(0);
     await grpcServer.stop(0).catch(() => undefined);
     if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();
     throw e;
@@ -243,6 +281,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   return {
     nlb,
     routing,
+    dataplane,
     autoscaler,
     rollouts,
     grpcAddress,
@@ -251,6 +290,9 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     stop: () =>
       (stopping ??= (async () => {
         serving = false;
+        // Stop accepting client connections and let open ones finish while the control plane
+        // still answers (drains, heartbeats); then the rest.
+        await dataplane.stop();
         nlb.stop();
         autoscaler.stop();
         rollouts.stop();

@@ -130,7 +130,7 @@ export function loadDistribution(nlb: Nlb, type: ModuleTypeName | null) {
   const target = nlb.config.scaling.defaults.targetConnections;
   const distribution: Record<string, LoadInfoDomain> = {};
   for (const r of instances) {
-    const rps = nlb.metrics.latest(['requests_per_second'], { instance: r.instanceId })[0]?.point.value ?? 0;
+    const rps = nlb.instanceSeries.get(r.instanceId)?.latest('requests_per_second') ?? 0;
     distribution[r.instanceId] = {
       instanceId: r.instanceId,
       activeConnections: connectionsOf(r),

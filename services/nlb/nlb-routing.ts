@@ -28,6 +28,13 @@ export interface RouteDecision {
   message: string;
   /** Set when not routed: why, as a domain error kind. */
   failure?: 'not_found' | 'unavailable';
+  /** The route that matched (when routed). */
+  routeId?: string;
+}
+
+export interface RouteOptions {
+  /** Instances to leave out (the data plane: ejected outliers, instances already tried). */
+  exclude?: (r: InstanceRecord) => boolean;
 }
 
 export class RoutingService {
@@ -50,7 +57,11 @@ export class RoutingService {
   }
 
   private cacheKey(address: string, route: RouteSpec, context: Record<string, string>): string {
-    const ctx = Object.entries(context).sort();
+    // The client address is a per-connection fact: keying on it would put a CanHandle call on
+    // nearly every new connection's path (DESIGN.md §2.3).
+    const ctx = Object.entries(context)
+      .filter(([k]) => k !== 'client_address')
+      .sort();
     return JSON.stringify([
       address,
       this.nlb.registryRevision,
@@ -100,8 +111,11 @@ export class RoutingService {
     t: ModuleTypeName,
     route: RouteSpec,
     context: Record<string, string>,
+    exclude?: (r: InstanceRecord) => boolean,
   ): Promise<{ instances: InstanceRecord[]; reasons: string[] }> {
-    const routable = this.nlb.registry.all().filter((r) => r.moduleType === t && Registry.routable(r));
+    const routable = this.nlb.registry
+      .all()
+      .filter((r) => r.moduleType === t && Registry.routable(r) && !exclude?.(r));
     const addresses = [...new Set(routable.map((r) => r.address))];
     const answers = await Promise.all(
       addresses.map(async (a) => [a, await this.canHandle(a, route, context)] as const),
@@ -114,7 +128,12 @@ export class RoutingService {
   }
 
   /** RouteRequest: match → CanHandle → version weight → least connections. */
-  async route(route: RouteSpec, context: Record<string, string>, dryRun: boolean): Promise<RouteDecision> {
+  async route(
+    route: RouteSpec,
+    context: Record<string, string>,
+    dryRun: boolean,
+    opts: RouteOptions = {},
+  ): Promise<RouteDecision> {
     const p = new Problems();
     validateRoute(p, route, 'route');
     p.check('route request');
@@ -136,7 +155,7 @@ export class RoutingService {
     for (const m of matches) {
       if (tried.includes(m.moduleType)) continue;
       tried.push(m.moduleType);
-      const { instances, reasons } = await this.capable(m.moduleType, route, context);
+      const { instances, reasons } = await this.capable(m.moduleType, route, context, opts.exclude);
       const choice = selectInstance(
         instances,
         this.nlb.deployments.get(m.moduleType)?.weights,
@@ -164,6 +183,7 @@ export class RoutingService {
         moduleType: m.moduleType,
         address: i.trafficAddress || i.address,
         priority: m.route.priority,
+        routeId: m.route.routeId,
         message: `route ${m.route.routeId} → ${m.moduleType} ${choice.version} instance ${i.instanceId}${choice.fallback ? ' (no weighted version available; used a 0-weight version)' : ''}${dryRun ? ' (dry run)' : ''}`,
       };
     }

@@ -16,7 +16,12 @@ import {
   type NlbConfig,
   type SectionName,
 } from './domain/nlb-config.js';
-import { MetricsStore } from './domain/metrics-store.js';
+import {
+  INSTANCE_FIELDS as SERIES_FIELDS,
+  InstanceSeries,
+  type InstanceField,
+} from './domain/instance-series.js';
+import { MetricsStore, type SeriesData } from './domain/metrics-store.js';
 import { applyQuery, type Page, type QuerySpec } from './domain/query.js';
 import { DEFAULT_LEASE_TIMINGS, Registry, type LeaseTimings, type RegistryEvent } from './domain/registry.js';
 import { OPERATOR, RoutingTable, type RouteEntry } from './domain/routes.js';
@@ -96,7 +101,9 @@ export class Nlb {
   private readonly listeners: Array<(e: NlbEvent) => void> = [];
   private sweeper: TimerHandle | null = null;
   private sweeperPeriodMs = 0;
-  private lastTotals = new Map<string, { tsMs: number; total: number; failed: number }>();
+  /** Recent heartbeat figures per instance (compact rings, not general series). */
+  readonly instanceSeries = new Map<string, InstanceSeries>();
+  private readonly statsRow = new Float64Array(SERIES_FIELDS.length);
   /**
    * Config sections set through UpdateNLBConfig: the only ones persisted, so that defaults and
    * start-up flags (e.g. --heartbeat-interval) keep applying at later starts.
@@ -164,8 +171,8 @@ export class Nlb {
       if (event.type === 'removed') {
         this.routes.removeOwner(event.instance.instanceId);
         this.selection.offsets.delete(event.instance.instanceId);
-        this.lastTotals.delete(event.instance.instanceId);
         this.metrics.drop({ instance: event.instance.instanceId });
+        this.instanceSeries.delete(event.instance.instanceId);
       }
       const i = event.instance;
       const fields = { instance: i.instanceId, module_type: i.moduleType, version: i.version };
@@ -579,23 +586,52 @@ export class Nlb {
   // ---- metrics ---------------------------------------------------------------------------
 
   private recordInstanceStats(r: InstanceRecord, s: InstanceStats, now: number): void {
-    const labels = { instance: r.instanceId, module_type: r.moduleType, version: r.version };
-    const m = this.metrics;
-    m.record('connections', labels, s.activeConnections, now);
-    m.record('cpu_percent', labels, s.cpuUsagePercent, now);
-    m.record('memory_mb', labels, s.memoryUsageMb, now);
-    m.record('latency_p99_ms', labels, s.p99LatencyMs, now);
-    m.record('latency_avg_ms', labels, s.avgLatencyMs, now);
-    m.record('requests_total', labels, s.totalRequests, now);
-    m.record('requests_failed_total', labels, s.failedRequests, now);
-    const prev = this.lastTotals.get(r.instanceId);
-    if (prev && now > prev.tsMs && s.totalRequests >= prev.total) {
-      const dt = (now - prev.tsMs) / 1000;
-      const dReq = s.totalRequests - prev.total;
-      m.record('requests_per_second', labels, dReq / dt, now);
-      m.record('error_rate', labels, dReq > 0 ? Math.max(0, s.failedRequests - prev.failed) / dReq : 0, now);
+    let series = this.instanceSeries.get(r.instanceId);
+    if (!series) {
+      series = new InstanceSeries();
+      this.instanceSeries.set(r.instanceId, series);
     }
-    this.lastTotals.set(r.instanceId, { tsMs: now, total: s.totalRequests, failed: s.failedRequests });
+    // Rates from the previous heartbeat's counters (a counter that went down was reset).
+    const prev = series.latestPoint('requests_total');
+    let rps = NaN; // unknown until there are two heartbeats to compare
+    let errorRate = NaN;
+    if (prev && now > prev.tsMs && s.totalRequests >= prev.value) {
+      const dReq = s.totalRequests - prev.value;
+      rps = dReq / ((now - prev.tsMs) / 1000);
+      const dFail = s.failedRequests - (series.latest('requests_failed_total') ?? 0);
+      errorRate = dReq > 0 ? Math.max(0, dFail) / dReq : 0;
+    }
+    const row = this.statsRow;
+    row[0] = s.activeConnections;
+    row[1] = s.cpuUsagePercent;
+    row[2] = s.memoryUsageMb;
+    row[3] = s.p99LatencyMs;
+    row[4] = s.avgLatencyMs;
+    row[5] = s.totalRequests;
+    row[6] = s.failedRequests;
+    row[7] = rps;
+    row[8] = errorRate;
+    series.record(now, row);
+  }
+
+  /** One instance's heartbeat series (and any it reported with ReportMetrics) in a time range. */
+  instanceMetrics(instanceId: string, names: readonly string[], fromMs: number, toMs: number): SeriesData[] {
+    const r = this.instance(instanceId);
+    const labels = { instance: r.instanceId, module_type: r.moduleType, version: r.version };
+    const own = this.instanceSeries.get(instanceId)?.query(names, labels, fromMs, toMs) ?? [];
+    return [...own, ...this.metrics.query(names, { instance: instanceId }, fromMs, toMs)];
+  }
+
+  /** Every series in a time range: the NLB's, per type@version, and (optionally) per instance. */
+  allMetrics(names: readonly string[], fromMs: number, toMs: number, perInstance: boolean): SeriesData[] {
+    const out = this.metrics.query(names, {}, fromMs, toMs);
+    if (!perInstance) return out;
+    for (const r of this.registry.all()) {
+      const labels = { instance: r.instanceId, module_type: r.moduleType, version: r.version };
+      const rows = this.instanceSeries.get(r.instanceId)?.query(names, labels, fromMs, toMs);
+      if (rows) out.push(...rows);
+    }
+    return out;
   }
 
   /** Records the NLB's own series and per type@version aggregates. */
@@ -623,12 +659,14 @@ export class Nlb {
     for (const [key, rs] of groups) {
       const [module_type, version] = key.split('@');
       const labels = { module_type, version };
-      const ids = new Set(rs.map((r) => r.instanceId));
-      const latest = (name: string) =>
-        m
-          .latest([name], labels)
-          .filter((x) => x.labels.instance && ids.has(x.labels.instance))
-          .map((x) => x.point.value);
+      const latest = (name: InstanceField) => {
+        const xs: number[] = [];
+        for (const r of rs) {
+          const v = this.instanceSeries.get(r.instanceId)?.latest(name);
+          if (v !== undefined) xs.push(v);
+        }
+        return xs;
+      };
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
       const avg = (xs: number[]) => (xs.length ? sum(xs) / xs.length : 0);
       m.record('instances', labels, rs.length, now);

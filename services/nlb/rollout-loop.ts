@@ -62,7 +62,6 @@ export class RolloutController {
    */
   window(t: ModuleTypeName, version: string, fromMs: number): VersionWindow {
     const now = this.nlb.deps.clock.now();
-    const labels = { module_type: t, version };
     const rs = this.nlb.registry.all().filter((r) => r.moduleType === t && r.version === version);
     const key = `${t}@${version}@${fromMs}`;
     let base = this.baselines.get(key);
@@ -85,12 +84,9 @@ export class RolloutController {
       failures +=
         r.stats.failedRequests >= b.failed ? r.stats.failedRequests - b.failed : r.stats.failedRequests;
     }
-    const series = this.nlb.metrics
-      .query(['latency_p99_ms'], labels, fromMs, now)
-      .filter((s) => s.labels.instance);
     const p99s = rs.flatMap((r) => {
-      const s = series.find((x) => x.labels.instance === r.instanceId);
-      if (s) return [s.points.reduce((a, p) => a + p.value, 0) / s.points.length];
+      const mean = this.nlb.instanceSeries.get(r.instanceId)?.mean('latency_p99_ms', fromMs, now);
+      if (mean !== undefined) return [mean];
       return r.stats ? [r.stats.p99LatencyMs] : [];
     });
     return { requests, failures, p99LatencyMs: p99s.length ? Math.max(...p99s) : 0 };

@@ -24,31 +24,29 @@ const scalingPolicy = z
   .strict()
   .refine((s) => s.minInstances <= s.maxInstances, { message: 'minInstances must not exceed maxInstances' });
 
+/** One client listener of the data plane (docs/dataplane.md). */
+export const LISTENER_SCHEMA = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'use 1-32 lowercase letters, digits or -'),
+    address: z.string().default('0.0.0.0'),
+    port,
+    mode: z
+      .enum(['sniff', ...PROTOCOLS.map((p) => p.toLowerCase())] as [string, ...string[]])
+      .default('sniff'),
+    defaultProtocol: z
+      .enum(['none', ...PROTOCOLS.map((p) => p.toLowerCase())] as [string, ...string[]])
+      .default('none'),
+    sniffBytes: z.number().int().min(16).max(65_536).default(4096),
+    sniffTimeoutMs: z.number().int().min(1).max(60_000).default(1000),
+    maxConnections: z.number().int().min(0).max(10_000_000).default(0),
+    idleTimeoutMs: z.number().int().min(0).max(86_400_000).default(300_000),
+  })
+  .strict();
+
 export const SECTION_SCHEMAS = {
   listeners: z
     .object({
-      listeners: z
-        .array(
-          z
-            .object({
-              name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'use 1-32 lowercase letters, digits or -'),
-              address: z.string().default('0.0.0.0'),
-              port,
-              mode: z
-                .enum(['sniff', ...PROTOCOLS.map((p) => p.toLowerCase())] as [string, ...string[]])
-                .default('sniff'),
-              defaultProtocol: z
-                .enum(['none', ...PROTOCOLS.map((p) => p.toLowerCase())] as [string, ...string[]])
-                .default('none'),
-              sniffBytes: z.number().int().min(16).max(65_536).default(4096),
-              sniffTimeoutMs: z.number().int().min(1).max(60_000).default(1000),
-              maxConnections: z.number().int().min(0).max(10_000_000).default(0),
-              idleTimeoutMs: z.number().int().min(0).max(86_400_000).default(300_000),
-            })
-            .strict(),
-        )
-        .max(64)
-        .default([]),
+      listeners: z.array(LISTENER_SCHEMA).max(64).default([]),
     })
     .strict()
     .refine((s) => new Set(s.listeners.map((l) => l.name)).size === s.listeners.length, {

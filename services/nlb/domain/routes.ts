@@ -126,6 +126,8 @@ export function sameShape(a: RouteSpec, b: RouteSpec): boolean {
 
 export class RoutingTable {
   private readonly entries = new Map<string, RouteEntry>();
+  /** Route ids per owner, so removing an instance's routes does not scan the table. */
+  private readonly byOwner = new Map<string, Set<string>>();
   private version = 0;
 
   /** Increases on every change; caches key on it. */
@@ -165,9 +167,14 @@ export class RoutingTable {
         );
       }
     }
-    if (replaceAll) this.removeOwner(owner);
+    if (replaceAll) {
+      // Drop the owner's routes that are not re-applied; re-applied ones keep their counters.
+      const keep = new Set(routes.map((r) => r.routeId));
+      for (const id of [...(this.byOwner.get(owner) ?? [])]) if (!keep.has(id)) this.delete(id);
+    }
     for (const r of routes) {
       const prev = this.entries.get(r.routeId);
+      this.ownedBy(owner).add(r.routeId);
       this.entries.set(r.routeId, {
         route: r,
         owner,
@@ -185,22 +192,35 @@ export class RoutingTable {
   remove(routeId: string): RouteEntry {
     const e = this.entries.get(routeId);
     if (!e) throw notFound(`route ${routeId} does not exist`, { route_id: routeId });
-    this.entries.delete(routeId);
+    this.delete(routeId);
     this.version++;
     return e;
   }
 
-  /** Removes every route of an owner; returns how many. */
-  removeOwner(owner: string): number {
-    let n = 0;
-    for (const [id, e] of this.entries) {
-      if (e.owner === owner) {
-        this.entries.delete(id);
-        n++;
-      }
+  private ownedBy(owner: string): Set<string> {
+    let ids = this.byOwner.get(owner);
+    if (!ids) {
+      ids = new Set();
+      this.byOwner.set(owner, ids);
     }
-    if (n) this.version++;
-    return n;
+    return ids;
+  }
+
+  private delete(routeId: string): void {
+    const e = this.entries.get(routeId);
+    if (!e) return;
+    this.entries.delete(routeId);
+    const ids = this.byOwner.get(e.owner);
+    ids?.delete(routeId);
+    if (ids && ids.size === 0) this.byOwner.delete(e.owner);
+  }
+
+  /** Removes every route of an owner (an index lookup, not a scan); returns how many. */
+  removeOwner(owner: string): number {
+    const ids = [...(this.byOwner.get(owner) ?? [])];
+    for (const id of ids) this.delete(id);
+    if (ids.length) this.version++;
+    return ids.length;
   }
 
   /** Matching routes, best first: priority, then specificity, then operator routes, then id. */

@@ -321,7 +321,7 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
     getNlbMetrics: unary(d, `${P}GetNLBMetrics`, (req) => {
       const [from, to] = timeRange(req.startTime, req.endTime, d.clock.now());
       const { nlb: own, modules } = groupSeries(
-        nlb.metrics.query(req.metricNames, {}, from, to),
+        nlb.allMetrics(req.metricNames, from, to, !req.aggregate),
         req.aggregate,
       );
       const collectedAt = now();
@@ -335,7 +335,7 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
     getModuleMetrics: unary(d, `${P}GetModuleMetrics`, (req) => {
       const r = nlb.instance(req.instanceId);
       const [from, to] = timeRange(req.startTime, req.endTime, d.clock.now());
-      const series = nlb.metrics.query(req.metricNames, { instance: r.instanceId }, from, to);
+      const series = nlb.instanceMetrics(r.instanceId, req.metricNames, from, to);
       const collectedAt = now();
       return {
         metrics: {

@@ -2,11 +2,16 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { CallObserver } from '../../shared/grpc/handlers.js';
+import type { Dataplane, DataplaneObserver } from '../dataplane/dataplane.js';
 import type { Nlb } from '../nlb.js';
 
 export interface NlbPrometheus {
   registry: PromRegistry;
   observeRpc: CallObserver;
+  /** Where the data plane's listeners report connections, bytes and failures. */
+  dataplane: DataplaneObserver;
+  /** Adds gauges read from the data plane at scrape time (listeners up, buffered bytes, ejections). */
+  trackDataplane(d: Dataplane): void;
 }
 
 /** Registers the NLB's series and subscribes them to its events. */
@@ -143,10 +148,144 @@ export function createNlbPrometheus(nlb: Nlb): NlbPrometheus {
 
   return {
     registry,
+    dataplane: createDataplaneSeries(registry),
+    trackDataplane: (d) => trackDataplane(registry, d, nlb),
     observeRpc(method, code, durationMs) {
       const m = method.split('/').pop() ?? method;
       rpcs.inc({ method: m, code: grpcStatus[code] ?? String(code) });
       rpcSeconds.observe({ method: m }, durationMs / 1000);
     },
   };
+}
+
+/** The data plane's series (docs/dataplane.md "Listener behaviour" step 5). */
+function createDataplaneSeries(registry: PromRegistry): DataplaneObserver {
+  const conn = ['listener', 'protocol', 'module_type', 'version', 'instance'];
+  const accepted = new Counter({
+    name: 'mp_nlb_dataplane_connections_accepted_total',
+    help: 'Client connections accepted, by listener',
+    labelNames: ['listener'],
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: 'mp_nlb_dataplane_connections_rejected_total',
+    help: 'Client connections closed at accept (max_connections, stopping), by listener and reason',
+    labelNames: ['listener', 'reason'],
+    registers: [registry],
+  });
+  const opened = new Counter({
+    name: 'mp_nlb_dataplane_connections_total',
+    help: 'Connections forwarded to an instance',
+    labelNames: conn,
+    registers: [registry],
+  });
+  const closed = new Counter({
+    name: 'mp_nlb_dataplane_connections_closed_total',
+    help: 'Forwarded connections closed, by how they ended',
+    labelNames: [...conn, 'reason'],
+    registers: [registry],
+  });
+  const active = new Gauge({
+    name: 'mp_nlb_dataplane_active_connections',
+    help: 'Forwarded connections open now',
+    labelNames: conn,
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'mp_nlb_dataplane_bytes_total',
+    help: 'Bytes forwarded (in: client to instance, out: instance to client); open connections report every metrics tick',
+    labelNames: ['listener', 'module_type', 'version', 'instance', 'direction'],
+    registers: [registry],
+  });
+  const detection = new Counter({
+    name: 'mp_nlb_dataplane_detection_failures_total',
+    help: 'Connections closed because the protocol could not be told (no default protocol), by reason',
+    labelNames: ['listener', 'reason'],
+    registers: [registry],
+  });
+  const routing = new Counter({
+    name: 'mp_nlb_dataplane_routing_failures_total',
+    help: 'Connections closed because no instance could take them, by reason',
+    labelNames: ['listener', 'protocol', 'reason'],
+    registers: [registry],
+  });
+  const connectFailures = new Counter({
+    name: 'mp_nlb_dataplane_connect_failures_total',
+    help: 'Failed connects to instances (each is retried on another instance), by reason',
+    labelNames: ['listener', 'module_type', 'instance', 'reason'],
+    registers: [registry],
+  });
+  const connectSeconds = new Histogram({
+    name: 'mp_nlb_dataplane_connect_seconds',
+    help: 'Time to connect to the chosen instance',
+    labelNames: ['listener', 'module_type'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2],
+    registers: [registry],
+  });
+  const ejections = new Counter({
+    name: 'mp_nlb_dataplane_ejections_total',
+    help: 'Instances ejected after consecutive connect failures',
+    labelNames: ['module_type', 'instance'],
+    registers: [registry],
+  });
+  return {
+    accepted: (l) => accepted.inc({ listener: l }),
+    rejected: (l, reason) => rejected.inc({ listener: l, reason }),
+    detectionFailed: (l, reason) => detection.inc({ listener: l, reason }),
+    routingFailed: (l, protocol, reason) => routing.inc({ listener: l, protocol, reason }),
+    connectFailed: (x, reason) =>
+      connectFailures.inc({ listener: x.listener, module_type: x.module_type, instance: x.instance, reason }),
+    opened: (x, connectMs) => {
+      opened.inc({ ...x });
+      active.inc({ ...x });
+      connectSeconds.observe({ listener: x.listener, module_type: x.module_type }, connectMs / 1000);
+    },
+    bytes: (x, bytesIn, bytesOut) => {
+      const l = {
+        listener: x.listener,
+        module_type: x.module_type,
+        version: x.version,
+        instance: x.instance,
+      };
+      if (bytesIn) bytes.inc({ ...l, direction: 'in' }, bytesIn);
+      if (bytesOut) bytes.inc({ ...l, direction: 'out' }, bytesOut);
+    },
+    closed: (x, reason) => {
+      closed.inc({ ...x, reason });
+      active.dec({ ...x });
+    },
+    ejected: (module_type, instance) => ejections.inc({ module_type, instance }),
+  };
+}
+
+function trackDataplane(registry: PromRegistry, d: Dataplane, nlb: Nlb): void {
+  new Gauge({
+    name: 'mp_nlb_dataplane_listener_up',
+    help: 'Configured listeners: 1 when accepting, 0 when it could not bind',
+    labelNames: ['listener', 'mode'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of d.addresses()) this.set({ listener: l.name, mode: l.mode }, 1);
+      for (const name of Object.keys(d.failed())) this.set({ listener: name, mode: '' }, 0);
+    },
+  });
+  new Gauge({
+    name: 'mp_nlb_dataplane_buffered_bytes',
+    help: "Bytes held in the NLB's socket buffers across forwarded connections",
+    registers: [registry],
+    collect() {
+      this.set(d.bufferedBytes());
+    },
+  });
+  new Gauge({
+    name: 'mp_nlb_dataplane_ejected_instances',
+    help: 'Instances left out of selection after consecutive connect failures, by module type',
+    labelNames: ['module_type'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const e of d.outlier.ejectedInstances(nlb.deps.clock.now())) this.inc({ module_type: e.pool });
+    },
+  });
 }

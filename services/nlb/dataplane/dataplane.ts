@@ -1,0 +1,274 @@
+/**
+ * The data plane: the set of client listeners built from the `listeners` config section, applied
+ * live (added, removed, moved, retuned), one outlier detector shared by all of them, and the
+ * accounting that feeds Prometheus (through an observer) and the NLB's metrics store.
+ * Single process for now; multi-core workers are a follow-up (docs/dataplane.md).
+ */
+import type { TimerHandle } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Nlb } from '../nlb.js';
+import type { RoutingService } from '../nlb-routing.js';
+import type { CloseReason } from './forward.js';
+import { Listener, type ConnectionLabels, type DataplaneObserver, type ListenerConfig } from './listener.js';
+import { DEFAULT_OUTLIER_POLICY, OutlierDetector, type OutlierPolicy } from './outlier.js';
+
+export type { ConnectionLabels, DataplaneObserver, ListenerConfig } from './listener.js';
+
+export interface DataplaneOptions {
+  nlb: Nlb;
+  routing: RoutingService;
+  logger: Logger;
+  /** Prometheus (or nothing). */
+  observer?: DataplaneObserver;
+  connectTimeoutMs?: number;
+  connectRetries?: number;
+  /** How long removed listeners' connections (and all of them at stop) may run on. */
+  drainGraceMs?: number;
+  outlier?: OutlierPolicy;
+}
+
+export interface ListenerStatus {
+  name: string;
+  mode: string;
+  host: string;
+  port: number;
+  active: number;
+}
+
+/** Per-listener totals since start (the metrics store's series). */
+interface Totals {
+  accepted: number;
+  rejected: number;
+  opened: number;
+  closed: number;
+  bytesIn: number;
+  bytesOut: number;
+  detectionFailures: number;
+  routingFailures: number;
+  connectFailures: number;
+  connectMsSum: number;
+  connectCount: number;
+}
+
+const newTotals = (): Totals => ({
+  accepted: 0,
+  rejected: 0,
+  opened: 0,
+  closed: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  detectionFailures: 0,
+  routingFailures: 0,
+  connectFailures: 0,
+  connectMsSum: 0,
+  connectCount: 0,
+});
+
+const UNSUPPORTED_MODES = new Set(['udp', 'http3']);
+
+export class Dataplane {
+  readonly outlier: OutlierDetector;
+  private readonly listeners = new Map<string, Listener>();
+  /** Listeners removed or moved by a config change, finishing their connections. */
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly failures = new Map<string, string>();
+  private readonly totals = new Map<string, Totals>();
+  private readonly observer: DataplaneObserver;
+  private applying: Promise<void> = Promise.resolve();
+  private ticker: TimerHandle | null = null;
+  private tickMs = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: DataplaneOptions) {
+    this.outlier = new OutlierDetector(opts.outlier ?? DEFAULT_OUTLIER_POLICY);
+    this.observer = this.accounting(opts.observer);
+    opts.nlb.on((e) => {
+      if (e.type === 'registry' && e.event.type === 'removed')
+        this.outlier.forget(e.event.instance.instanceId);
+      if (e.type === 'config' && e.section === 'metrics' && this.ticker) this.schedule();
+    });
+  }
+
+  /**
+   * Makes the running listeners match `configs`: new names start, missing ones stop accepting
+   * (their connections get the drain grace), a changed address or port rebinds, other changes
+   * apply to new connections. Resolves when every start has been tried; a listener that cannot
+   * bind is logged and reported by `failed()`, and the others still run.
+   */
+  apply(configs: ListenerConfig[]): Promise<void> {
+    const run = this.applying.then(() => this.applyNow(configs));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(configs: ListenerConfig[]): Promise<void> {
+    if (this.stopped) return;
+    if (!this.ticker) this.schedule();
+    const wanted = new Map(configs.map((c) => [c.name, c]));
+    for (const [name, l] of this.listeners) {
+      const c = wanted.get(name);
+      if (!c || c.address !== l.config.address || c.port !== l.config.port) {
+        this.retire(l);
+        this.listeners.delete(name);
+      }
+    }
+    for (const c of configs) {
+      const running = this.listeners.get(c.name);
+      if (running) {
+        running.config = c;
+        continue;
+      }
+      this.failures.delete(c.name);
+      if (UNSUPPORTED_MODES.has(c.mode)) {
+        this.fail(c, `mode ${c.mode} needs UDP, which the data plane does not serve yet`);
+        continue;
+      }
+      const l = new Listener(c, {
+        nlb: this.opts.nlb,
+        routing: this.opts.routing,
+        outlier: this.outlier,
+        observer: this.observer,
+        logger: this.opts.logger.child({ listener: c.name }),
+        connectTimeoutMs: this.opts.connectTimeoutMs ?? 2000,
+        connectRetries: this.opts.connectRetries ?? 2,
+      });
+      try {
+        const a = await l.start();
+        this.listeners.set(c.name, l);
+        this.totals.set(c.name, this.totals.get(c.name) ?? newTotals());
+        this.opts.logger.info(`listener ${c.name} (${c.mode}) on ${a.host}:${a.port}`);
+      } catch (e) {
+        this.fail(c, (e as Error).message);
+      }
+    }
+    for (const name of this.failures.keys()) if (!wanted.has(name)) this.failures.delete(name);
+  }
+
+  private fail(c: ListenerConfig, why: string): void {
+    this.failures.set(c.name, why);
+    this.opts.logger.error(`listener ${c.name} on ${c.address}:${c.port} is not running: ${why}`);
+  }
+
+  private retire(l: Listener): void {
+    const done = l.stop(this.opts.drainGraceMs ?? 10_000).catch(() => undefined);
+    this.retiring.add(done);
+    void done.then(() => this.retiring.delete(done));
+  }
+
+  /** Running listeners with their bound addresses (port 0 resolved). */
+  addresses(): ListenerStatus[] {
+    return [...this.listeners.values()].map((l) => {
+      const a = l.address();
+      return { name: l.name, mode: l.config.mode, host: a?.host ?? '', port: a?.port ?? 0, active: l.active };
+    });
+  }
+
+  /** Bytes held in Node's socket buffers across all connections (bounded by back-pressure). */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const l of this.listeners.values()) n += l.bufferedBytes();
+    return n;
+  }
+
+  /** Listeners that could not start, with why. */
+  failed(): Record<string, string> {
+    return Object.fromEntries(this.failures);
+  }
+
+  /** Stops accepting everywhere; open connections get `graceMs` to finish, then are closed. */
+  async stop(graceMs = this.opts.drainGraceMs ?? 10_000): Promise<void> {
+    this.stopped = true;
+    await this.applying;
+    this.ticker?.cancel();
+    this.ticker = null;
+    const all = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all([...all.map((l) => l.stop(graceMs)), ...this.retiring]);
+    this.record();
+  }
+
+  private schedule(): void {
+    const ms = this.opts.nlb.config.metrics.resolutionSeconds * 1000;
+    if (this.ticker && ms === this.tickMs) return;
+    this.ticker?.cancel();
+    this.tickMs = ms;
+    this.ticker = this.opts.nlb.deps.clock.setInterval(() => this.record(), ms);
+  }
+
+  /** Writes the data plane's series into the metrics store. */
+  private record(): void {
+    const { nlb } = this.opts;
+    for (const l of this.listeners.values()) l.flushBytes();
+    const now = nlb.deps.clock.now();
+    const m = nlb.metrics;
+    for (const [name, t] of this.totals) {
+      const labels = { listener: name };
+      m.record('dataplane_connections_total', labels, t.accepted, now);
+      m.record('dataplane_active_connections', labels, this.listeners.get(name)?.active ?? 0, now);
+      m.record('dataplane_bytes_in_total', labels, t.bytesIn, now);
+      m.record('dataplane_bytes_out_total', labels, t.bytesOut, now);
+      m.record('dataplane_detection_failures_total', labels, t.detectionFailures, now);
+      m.record('dataplane_routing_failures_total', labels, t.routingFailures, now);
+      m.record('dataplane_connect_failures_total', labels, t.connectFailures, now);
+      if (t.connectCount > 0) {
+        m.record('dataplane_connect_latency_ms', labels, t.connectMsSum / t.connectCount, now);
+        t.connectMsSum = 0;
+        t.connectCount = 0;
+      }
+    }
+    for (const r of nlb.registry.all()) {
+      const labels = { instance: r.instanceId, module_type: r.moduleType, version: r.version };
+      m.record('dataplane_connections', labels, r.connections, now);
+      m.record('dataplane_ejected', labels, this.outlier.ejected(r.instanceId, now) ? 1 : 0, now);
+    }
+  }
+
+  /** The observer listeners report to: keeps totals, then passes everything on. */
+  private accounting(next: DataplaneObserver | undefined): DataplaneObserver {
+    const t = (listener: string) => {
+      let x = this.totals.get(listener);
+      if (!x) this.totals.set(listener, (x = newTotals()));
+      return x;
+    };
+    return {
+      accepted: (l) => {
+        t(l).accepted++;
+        next?.accepted(l);
+      },
+      rejected: (l, reason) => {
+        t(l).rejected++;
+        next?.rejected(l, reason);
+      },
+      detectionFailed: (l, reason) => {
+        t(l).detectionFailures++;
+        next?.detectionFailed(l, reason);
+      },
+      routingFailed: (l, protocol, reason) => {
+        t(l).routingFailures++;
+        next?.routingFailed(l, protocol, reason);
+      },
+      connectFailed: (labels: ConnectionLabels, reason) => {
+        t(labels.listener).connectFailures++;
+        next?.connectFailed(labels, reason);
+      },
+      opened: (labels, connectMs) => {
+        const x = t(labels.listener);
+        x.opened++;
+        x.connectMsSum += connectMs;
+        x.connectCount++;
+        next?.opened(labels, connectMs);
+      },
+      bytes: (labels, bytesIn, bytesOut) => {
+        const x = t(labels.listener);
+        x.bytesIn += bytesIn;
+        x.bytesOut += bytesOut;
+        next?.bytes(labels, bytesIn, bytesOut);
+      },
+      closed: (labels, reason: CloseReason) => {
+        t(labels.listener).closed++;
+        next?.closed(labels, reason);
+      },
+      ejected: (moduleType, instanceId) => next?.ejected(moduleType, instanceId),
+    };
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * One client listener (docs/dataplane.md "Listener behaviour"): accept, sniff the first bytes,
+ * route with the shared RoutingService, connect to the chosen instance (retrying others), write
+ * the PROXY v2 header and the sniffed bytes, then forward both ways. Socket timeouts use real
+ * timers, not the injected Clock: they bound real I/O.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../../shared/logger.js';
+import type { NlbConfig } from '../domain/nlb-config.js';
+import type { InstanceRecord } from '../domain/types.js';
+import type { Nlb } from '../nlb.js';
+import type { RouteDecision, RoutingService } from '../nlb-routing.js';
+import { forward, type CloseReason, type Forwarding } from './forward.js';
+import type { OutlierDetector } from './outlier.js';
+import { routeSpecOf } from './route-facts.js';
+import { sniff } from './sniff.js';
+import { connectTo, proxyHeaderFor } from './upstream.js';
+
+export type ListenerConfig = NlbConfig['listeners']['listeners'][number];
+
+/** Labels of a forwarded connection. */
+export interface ConnectionLabels {
+  listener: string;
+  protocol: string;
+  module_type: string;
+  version: string;
+  instance: string;
+}
+
+/** Where the data plane reports what happens (Prometheus, the metrics store). */
+export interface DataplaneObserver {
+  accepted(listener: string): void;
+  /** Closed at accept (max_connections, stopping). */
+  rejected(listener: string, reason: string): void;
+  detectionFailed(listener: string, reason: string): void;
+  routingFailed(listener: string, protocol: string, reason: string): void;
+  connectFailed(labels: ConnectionLabels, reason: string): void;
+  opened(labels: ConnectionLabels, connectMs: number): void;
+  /** Bytes forwarded since the last report: in = client → instance, out = instance → client. */
+  bytes(labels: ConnectionLabels, bytesIn: number, bytesOut: number): void;
+  closed(labels: ConnectionLabels, reason: CloseReason): void;
+  ejected(moduleType: string, instanceId: string): void;
+}
+
+export interface ListenerDeps {
+  nlb: Nlb;
+  routing: RoutingService;
+  outlier: OutlierDetector;
+  observer: DataplaneObserver;
+  logger: Logger;
+  connectTimeoutMs: number;
+  /** Other instances tried after a failed connect. */
+  connectRetries: number;
+}
+
+interface Conn {
+  client: Socket;
+  upstream?: Socket;
+  fwd?: Forwarding;
+  labels?: ConnectionLabels;
+  reported: { in: number; out: number };
+}
+
+export class Listener {
+  private server: Server | null = null;
+  private readonly conns = new Set<Conn>();
+  private bound: { host: string; port: number } | null = null;
+  private stopping = false;
+
+  constructor(
+    public config: ListenerConfig,
+    private readonly deps: ListenerDeps,
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** The bound address (port 0 resolved), or null before start. */
+  address(): { host: string; port: number } | null {
+    return this.bound;
+  }
+
+  /** Connections open through this listener (any phase). */
+  get active(): number {
+    return this.conns.size;
+  }
+
+  /** Binds the port; rejects when it cannot (address in use, permission). */
+  async start(): Promise<{ host: string; port: number }> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    server.on('connection', (s: Socket) => this.onConnection(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.config.address, port: this.config.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) =>
+      this.deps.logger.error('listener error', { listener: this.name, err: String(e) }),
+    );
+    this.server = server;
+    const a = server.address();
+    this.bound =
+      a && typeof a === 'object' ? { host: a.address, port: a.port } : { host: this.config.address, port: 0 };
+    return this.bound;
+  }
+
+  /**
+   * Stops accepting at once; open connections may finish for `graceMs`, then they are closed.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const server = this.server;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    const deadline = Date.now() + graceMs;
+    while (this.conns.size > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    for (const c of this.conns) {
+      if (c.fwd) c.fwd.abort('aborted');
+      else {
+        c.client.destroy();
+        c.upstream?.destroy();
+      }
+    }
+    await closed;
+  }
+
+  /** Bytes held in Node's socket buffers for this listener's connections (both sides). */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const { client, upstream } of this.conns) {
+      n += client.writableLength + client.readableLength;
+      if (upstream) n += upstream.writableLength + upstream.readableLength;
+    }
+    return n;
+  }
+
+  /** Reports bytes forwarded since the last call on every open connection. */
+  flushBytes(): void {
+    for (const c of this.conns) this.reportBytes(c);
+  }
+
+  private reportBytes(c: Conn): void {
+    if (!c.labels) return;
+    const bytesIn = c.client.bytesRead - c.reported.in;
+    const bytesOut = c.client.bytesWritten - c.reported.out;
+    if (bytesIn === 0 && bytesOut === 0) return;
+    c.reported = { in: c.client.bytesRead, out: c.client.bytesWritten };
+    this.deps.observer.bytes(c.labels, bytesIn, bytesOut);
+  }
+
+  private onConnection(client: Socket): void {
+    const { observer } = this.deps;
+    client.on('error', () => undefined); // reported where it matters; never an uncaught 'error'
+    observer.accepted(this.name);
+    if (this.stopping) {
+      observer.rejected(this.name, 'stopping');
+      client.destroy();
+      return;
+    }
+    if (this.config.maxConnections > 0 && this.conns.size >= this.config.maxConnections) {
+      observer.rejected(this.name, 'max_connections');
+      client.destroy();
+      return;
+    }
+    const c: Conn = { client, reported: { in: 0, out: 0 } };
+    this.conns.add(c);
+    this.serve(c).catch((e: unknown) => {
+      this.deps.logger.error('connection handling failed', { listener: this.name, err: String(e) });
+      client.destroy();
+      c.upstream?.destroy();
+      this.conns.delete(c);
+    });
+  }
+
+  private async serve(c: Conn): Promise<void> {
+    const cfg = this.config;
+    const { client } = c;
+    const sniffed = await sniff(client, cfg);
+    if (!sniffed.ok) {
+      this.deps.observer.detectionFailed(this.name, sniffed.reason);
+      return this.drop(c);
+    }
+    if (client.destroyed) {
+      this.deps.observer.detectionFailed(this.name, 'client_closed');
+      return this.drop(c);
+    }
+    const { route, context } = routeSpecOf(
+      sniffed.protocol,
+      sniffed.facts,
+      this.bound?.port ?? cfg.port,
+      client.remoteAddress ?? '',
+    );
+    const tried = new Set<string>();
+    const { nlb, routing, outlier, observer } = this.deps;
+    const exclude = (r: InstanceRecord) =>
+      !r.trafficAddress || tried.has(r.instanceId) || outlier.ejected(r.instanceId, nlb.deps.clock.now());
+    for (let attempt = 0; attempt <= this.deps.connectRetries; attempt++) {
+      let decision: RouteDecision;
+      try {
+        // Retries are dry runs: total_requests counts each connection once.
+        decision = await routing.route(route, context, attempt > 0, { exclude });
+      } catch (e) {
+        observer.routingFailed(this.name, sniffed.protocol, 'invalid');
+        this.deps.logger.debug('connection facts do not form a valid route', { err: String(e) });
+        return this.drop(c);
+      }
+      if (!decision.routed || !decision.instance) {
+        const reason =
+          attempt > 0 ? 'connect_failed' : decision.failure === 'not_found' ? 'no_route' : 'no_instance';
+        observer.routingFailed(this.name, sniffed.protocol, reason);
+        return this.drop(c);
+      }
+      if (client.destroyed) {
+        observer.routingFailed(this.name, sniffed.protocol, 'client_closed');
+        return this.drop(c);
+      }
+      const inst = decision.instance;
+      const labels: ConnectionLabels = {
+        listener: this.name,
+        protocol: sniffed.protocol,
+        module_type: inst.moduleType,
+        version: inst.version,
+        instance: inst.instanceId,
+      };
+      const t0 = performance.now();
+      let upstream: Socket;
+      try {
+        upstream = await connectTo(inst.trafficAddress, this.deps.connectTimeoutMs, (s) => (c.upstream = s));
+      } catch (e) {
+        c.upstream = undefined;
+        // Gone (or stopped) while connecting: not the instance's fault.
+        if (client.destroyed) return this.drop(c);
+        const reason = (e as NodeJS.ErrnoException).code ?? 'error';
+        tried.add(inst.instanceId);
+        observer.connectFailed(labels, reason);
+        const pool = nlb.registry.all().filter((r) => r.moduleType === inst.moduleType).length;
+        const ev = outlier.failure(inst.instanceId, inst.moduleType, pool, nlb.deps.clock.now());
+        if (ev?.type === 'ejected') {
+          observer.ejected(inst.moduleType, inst.instanceId);
+          this.deps.logger.warn(
+            `instance ejected for ${Math.round(outlier.policy.ejectionMs / 1000)} s after ${ev.failures} failed connects`,
+            { instance: inst.instanceId, module_type: inst.moduleType, err: reason },
+          );
+        }
+        continue;
+      }
+      outlier.success(inst.instanceId);
+      if (client.destroyed) {
+        upstream.destroy();
+        observer.routingFailed(this.name, sniffed.protocol, 'client_closed');
+        return this.drop(c);
+      }
+      this.open(c, upstream, inst, decision.routeId, labels, sniffed, performance.now() - t0);
+      return;
+    }
+    observer.routingFailed(this.name, sniffed.protocol, 'connect_failed');
+    return this.drop(c);
+  }
+
+  private drop(c: Conn): void {
+    c.client.destroy();
+    this.conns.delete(c);
+  }
+
+  /** Accounting on, PROXY header and sniffed bytes out, forwarding on. */
+  private open(
+    c: Conn,
+    upstream: Socket,
+    inst: InstanceRecord,
+    routeId: string | undefined,
+    labels: ConnectionLabels,
+    sniffed: { bytes: Buffer },
+    connectMs: number,
+  ): void {
+    const { nlb, observer } = this.deps;
+    const { client } = c;
+    c.labels = labels;
+    const registrationId = inst.registrationId;
+    nlb.registry.addConnections(inst.instanceId, 1);
+    const routeEntry = routeId ? nlb.routes.get(routeId) : undefined;
+    if (routeEntry) routeEntry.connections++;
+    observer.opened(labels, connectMs);
+    const head: Buffer[] = [];
+    if (inst.proxyProtocol !== 'none') head.push(proxyHeaderFor(client));
+    head.push(sniffed.bytes);
+    c.fwd = forward(client, upstream, {
+      head,
+      idleTimeoutMs: this.config.idleTimeoutMs,
+      onClose: (reason) => {
+        this.reportBytes(c);
+        // The same registration only: a re-registered instance starts counting afresh.
+        if (nlb.registry.get(inst.instanceId)?.registrationId === registrationId)
+          nlb.registry.addConnections(inst.instanceId, -1);
+        const e = routeId ? nlb.routes.get(routeId) : undefined;
+        if (e && e === routeEntry) e.connections = Math.max(0, e.connections - 1);
+        observer.closed(labels, reason);
+        this.conns.delete(c);
+      },
+    });
+  }
+}
