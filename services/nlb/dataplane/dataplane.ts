@@ -216,10 +216,25 @@ export class Dataplane {
         t.connectCount = 0;
       }
     }
+    // Per type@version, not per instance: a series costs ~13 KB, and 10k instances would make
+    // this the NLB's largest memory user. Per-instance counts are in ListModules and
+    // GetLoadDistribution.
+    const groups = new Map<
+      string,
+      { module_type: string; version: string; connections: number; ejected: number }
+    >();
     for (const r of nlb.registry.all()) {
-      const labels = { instance: r.instanceId, module_type: r.moduleType, version: r.version };
-      m.record('dataplane_connections', labels, r.connections, now);
-      m.record('dataplane_ejected', labels, this.outlier.ejected(r.instanceId, now) ? 1 : 0, now);
+      const key = `${r.moduleType}@${r.version}`;
+      let g = groups.get(key);
+      if (!g)
+        groups.set(key, (g = { module_type: r.moduleType, version: r.version, connections: 0, ejected: 0 }));
+      g.connections += r.connections;
+      if (this.outlier.ejected(r.instanceId, now)) g.ejected++;
+    }
+    for (const g of groups.values()) {
+      const labels = { module_type: g.module_type, version: g.version };
+      m.record('dataplane_connections', labels, g.connections, now);
+      m.record('dataplane_ejected', labels, g.ejected, now);
     }
   }
 
