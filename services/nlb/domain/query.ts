@@ -28,13 +28,18 @@ export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 const OPERATORS = ['eq', 'ne', 'gt', 'lt', 'gte', 'lte', 'in', 'contains', 'prefix'] as const;
 
+/** Code-point order: deterministic across locales and much cheaper than localeCompare on 10k rows. */
+function codePointCompare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function compare(a: FieldValue, b: string): number {
   if (typeof a === 'number') {
     const n = Number(b);
     return a === n ? 0 : a < n ? -1 : 1;
   }
   if (typeof a === 'boolean') return String(a) === b.toLowerCase() ? 0 : 1;
-  return a.localeCompare(b);
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function test(op: string, v: FieldValue, target: string): boolean {
@@ -99,7 +104,7 @@ export function applyQuery<T>(items: T[], q: QuerySpec, fields: Fields<T>, defau
         const c =
           typeof a.k === 'number' && typeof b.k === 'number'
             ? a.k - b.k
-            : String(a.k).localeCompare(String(b.k));
+            : codePointCompare(String(a.k), String(b.k));
         return (q.sortDesc ? -c : c) || a.i - b.i;
       })
       .map((x) => x.it);

@@ -231,7 +231,7 @@ export class RoutingTable {
         b.route.priority - a.route.priority ||
         specificity(b.route) - specificity(a.route) ||
         Number(a.owner !== OPERATOR) - Number(b.owner !== OPERATOR) ||
-        a.route.routeId.localeCompare(b.route.routeId),
+        (a.route.routeId < b.route.routeId ? -1 : a.route.routeId > b.route.routeId ? 1 : 0),
     );
   }
 

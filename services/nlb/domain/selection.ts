@@ -36,26 +36,45 @@ export function effectiveLoad(r: InstanceRecord, s: SelectionState): number {
   return r.connections + (s.offsets.get(r.instanceId) ?? 0);
 }
 
+/**
+ * Each version's share of new connections under `chooseVersion`: weights > 0 among versions with
+ * routable instances, normalised; evenly when none of them has weight (`fallback` when the type
+ * has weights but all of those versions are at 0). The simulator splits offered load with this.
+ */
+export function versionShares(
+  weights: Record<string, number> | undefined,
+  available: ReadonlySet<string>,
+): { shares: Array<[version: string, share: number]>; weighted: boolean; fallback: boolean } | null {
+  if (available.size === 0) return null;
+  const weighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && available.has(v)) : [];
+  if (weighted.length > 0) {
+    const total = weighted.reduce((a, [, w]) => a + w, 0);
+    return { shares: weighted.map(([v, w]) => [v, w / total]), weighted: true, fallback: false };
+  }
+  const versions = [...available].sort();
+  return {
+    shares: versions.map((v) => [v, 1 / versions.length]),
+    weighted: false,
+    fallback: weights !== undefined && Object.keys(weights).length > 0,
+  };
+}
+
 /** Picks a version by weight among those with routable instances. */
 export function chooseVersion(
   weights: Record<string, number> | undefined,
   available: ReadonlySet<string>,
   rng: Rng,
 ): { version: string; fallback: boolean } | null {
-  if (available.size === 0) return null;
-  const weighted = weights ? Object.entries(weights).filter(([v, w]) => w > 0 && available.has(v)) : [];
-  if (weighted.length > 0) {
-    const total = weighted.reduce((a, [, w]) => a + w, 0);
-    let x = rng.next() * total;
-    for (const [v, w] of weighted) {
-      x -= w;
-      if (x < 0) return { version: v, fallback: false };
-    }
-    return { version: weighted[weighted.length - 1][0], fallback: false };
-  }
+  const s = versionShares(weights, available);
+  if (!s) return null;
   // No weights known for any available version: spread evenly; with weights all zero this is a fallback.
-  const versions = [...available].sort();
-  return { version: rng.pick(versions), fallback: weights !== undefined && Object.keys(weights).length > 0 };
+  if (!s.weighted) return { version: rng.pick(s.shares.map(([v]) => v)), fallback: s.fallback };
+  let x = rng.next();
+  for (const [v, share] of s.shares) {
+    x -= share;
+    if (x < 0) return { version: v, fallback: false };
+  }
+  return { version: s.shares[s.shares.length - 1][0], fallback: false };
 }
 
 /** Least connections among two random candidates (or round-robin), ties broken by id. */
@@ -67,7 +86,9 @@ export function pickInstance(
 ): InstanceRecord {
   if (pool.length === 1) return pool[0];
   if (s.strategy === 'round-robin') {
-    const sorted = [...pool].sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    const sorted = [...pool].sort((a, b) =>
+      a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0,
+    );
     const c = s.cursors.get(key) ?? 0;
     s.cursors.set(key, c + 1);
     return sorted[c % sorted.length];
