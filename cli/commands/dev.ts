@@ -4,6 +4,8 @@ import { createShutdown } from '../../services/shared/shutdown.js';
 import { nlbProcessSchema, startNlb } from '../../services/nlb/main.js';
 import { moduleProcessSchema, startModule, type ModuleHandle } from '../../services/modules/runtime/main.js';
 import { serverFailure } from '../serve-support.js';
+import { compactLogStream } from '../compact-log.js';
+import { configureDemoModules, demoLines, startDemoBackends } from '../dev-demo.js';
 
 /** DESIGN.md §8: the local stack's client listeners (until a `listeners` section is set). */
 const LOCAL_LISTENERS = [
@@ -18,7 +20,9 @@ export default class Dev extends Command {
   static override summary = 'Run the local stack on loopback with embedded defaults (what `npm start` runs)';
   static override description = `Starts the NLB control plane (gRPC NLBService on 127.0.0.1:50050, admin endpoint with /healthz, /readyz and /metrics on 127.0.0.1:8082) and one v1.0 controller of each module type — ALB :50051, DBLB :50052, AILB :50053, RTMP :50054 — each with one instance that registers with the NLB. State lives in .mpctl-data/.
 
-The modules' data planes are placeholders for now (instances accept and count connections); demo backends join the stack with the data-plane work. Authentication is off in the local stack, and it listens on loopback only. Stops cleanly on Ctrl-C or SIGTERM, leaving no process behind.`;
+Demo backends run beside them on 127.0.0.1 (--no-demo leaves them out): an HTTP echo service in two versions (v1 :18181 is the ALB 1.0 backend; v2 :18182 is for an ALB 2.0 controller you start by hand) and an OpenAI-compatible backend (:18183, the AILB backend). It also says whether PostgreSQL, MariaDB and nginx-rtmp are installed (for the DBLB and RTMP) and how to add the missing ones; it does not start them.
+
+The modules' data planes are placeholders for now (instances accept and count connections). Authentication is off in the local stack, and it listens on loopback only. Stops cleanly on Ctrl-C or SIGTERM, leaving no process behind.`;
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -39,16 +43,31 @@ The modules' data planes are placeholders for now (instances accept and count co
       min: 0,
       max: 65000,
     }),
+    demo: Flags.boolean({
+      description: 'Start the demo backends (echo v1/v2, OpenAI demo) and point the ALB and AILB at them',
+      default: true,
+      allowNo: true,
+    }),
+    'demo-port-base': Flags.integer({
+      description: 'Echo v1 port; echo v2 and the OpenAI demo take the next ones (0: free ports)',
+      default: 18181,
+      min: 0,
+      max: 65000,
+    }),
     'log-level': Flags.string({
       options: ['debug', 'info', 'warn', 'error'],
-      default: 'warn',
-      description: 'Log level of the services (logs go to stderr)',
+      default: 'info',
+      description: 'Log level of the services (logs go to stderr, one compact line each)',
     }),
   };
 
   public async run(): Promise<void> {
     const { flags } = await this.parse(Dev);
-    const logger = createLogger({ level: flags['log-level'] as 'info', name: 'dev' });
+    const logger = createLogger({
+      level: flags['log-level'] as 'info',
+      name: 'dev',
+      destination: compactLogStream(process.stderr),
+    });
     const config = nlbProcessSchema.parse({
       grpc: { host: '127.0.0.1', port: flags['grpc-port'] },
       admin: { host: '127.0.0.1', port: flags['admin-port'] },
@@ -65,6 +84,19 @@ The modules' data planes are placeholders for now (instances accept and count co
     shutdown.onShutdown('nlb', () => nlb.stop());
     shutdown.installSignalHandlers();
     const g = `127.0.0.1:${nlb.grpcPort}`;
+    const demo = flags.demo
+      ? await startDemoBackends({
+          portBase: flags['demo-port-base'],
+          dataDir: flags['data-dir'],
+          pathVar: process.env.PATH ?? '',
+        }).catch((e: unknown) =>
+          serverFailure(this, () => {
+            throw e;
+          }),
+        )
+      : undefined;
+    // Registered before the controllers' hooks, so it runs after them: backends stop last.
+    if (demo) shutdown.onShutdown('demo backends', () => demo.stop());
     const types = flags.modules
       .split(',')
       .map((t) => t.trim().toLowerCase())
@@ -79,7 +111,8 @@ The modules' data planes are placeholders for now (instances accept and count co
           grpc: { host: '127.0.0.1', port: flags['module-port-base'] ? flags['module-port-base'] + i : 0 },
           nlb: g,
           dataDir: flags['data-dir'],
-          logLevel: flags['log-level'],
+          // Instance processes log raw JSON to the shared stderr: keep their routine lines out.
+          logLevel: flags['log-level'] === 'info' ? 'warn' : flags['log-level'],
         }),
       );
       const handle = await startModule(config, { logger: logger.child({ service: type }) }).catch(
@@ -92,6 +125,8 @@ The modules' data planes are placeholders for now (instances accept and count co
       // Registered after the NLB's hook, so it runs first: modules leave before the NLB stops.
       shutdown.onShutdown(`${type} controller`, () => handle.stop(true));
     }
+    const demoProblems = demo ? await configureDemoModules(demo, modules) : [];
+    const demoText = demo && demoLines(demo, g);
     const moduleLines = modules
       .map(
         (m) =>
@@ -110,8 +145,8 @@ The modules' data planes are placeholders for now (instances accept and count co
   NLB admin     http://127.0.0.1:${nlb.adminPort}/healthz  /readyz  /metrics
   Listeners     ${listenerLine}
 ${moduleLines}
-  State         ${flags['data-dir']}/
-
+${demoText ? `${demoText.endpoints}\n` : ''}  State         ${flags['data-dir']}/
+${demoText ? `\nThird-party backends:\n${demoText.system}\n` : ''}${demoProblems.map((p) => `\n  ! ${p}`).join('')}
 Try, in another terminal:
   ./bin/run.js call marchproxy.NLBService/ListModules --nlb ${g}
   ./bin/run.js call marchproxy.NLBService/GetNLBStatus --nlb ${g}
@@ -119,7 +154,7 @@ Try, in another terminal:
   curl -s http://127.0.0.1:${nlb.adminPort}/metrics | grep mp_nlb_
 
   ./bin/run.js call marchproxy.ModuleService/GetInstances --address ${modules[0]?.handle.address ?? '127.0.0.1:50051'}
-
+${demoText ? `\n${demoText.tryLines}\n` : ''}
 Press Ctrl-C to stop.`);
     await new Promise<never>(() => {});
   }

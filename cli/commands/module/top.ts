@@ -2,6 +2,13 @@ import { Flags } from '@oclif/core';
 import { durationFlag } from '../../base-command.js';
 import { parsePositiveInt } from '../../flag-parsers.js';
 import { ModuleCommand, compact, controllerFlags, instanceFlag } from '../../module-command.js';
+import { moduleTypeEnum } from '../../rpc-command.js';
+import {
+  streamPort,
+  type ModuleInstanceJson,
+  type ModuleSampleJson,
+  type ModuleSource,
+} from '../../ui/sources.js';
 
 interface SampleJson {
   metrics?: { metrics?: Array<{ name?: string; value?: number }> };
@@ -63,15 +70,20 @@ export class TopFormatter {
 }
 
 export default class ModuleTop extends ModuleCommand {
-  static override summary = "Follow a module's live numbers, one line per interval";
-  static override description =
-    'Streams StreamMetrics: every --interval a line with requests per second, totals, failures, active connections, latency, CPU and memory, summed over the instances (or one with --instance), until Ctrl-C, --count or --duration. With --json each sample is printed as one JSON object per line (NDJSON). This is the compact view; a full-screen view comes later.';
+  static override summary =
+    'Watch one module controller live: its numbers with sparklines and its instances (a TUI)';
+  static override description = `A full-screen view over StreamMetrics: requests per second, error rate, connections, p99 and p50 latency, CPU and memory, summed over the controller's instances (or one with --instance), each with a sparkline of the last minutes; below them the instances (GetInstances) with health, version, connections and traffic address.
+
+Keys: q quits, s cycles the instance sort (name, connections, status), / filters the instances (Enter keeps the filter, Esc clears it), p pauses the screen. When the controller goes away the view says "reconnecting…" and resumes when it is back.
+
+When stdout is not a terminal, or with --json, it prints one line per sample instead (NDJSON with --json): requests per second, totals, failures, active connections, latency, CPU and memory, until Ctrl-C, --count or --duration.`;
 
   static rpc = 'marchproxy.ModuleService/StreamMetrics';
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> --module alb',
-    '<%= config.bin %> <%= command.id %> --module alb --instance alb-1 --interval 1s --count 10',
+    '<%= config.bin %> <%= command.id %> --module alb --version 2.0 --interval 1s',
+    '<%= config.bin %> <%= command.id %> --module alb --instance alb-1 --interval 1s --count 10 | cat',
     '<%= config.bin %> <%= command.id %> --module alb --json --duration 1m > samples.ndjson',
   ];
 
@@ -84,30 +96,56 @@ export default class ModuleTop extends ModuleCommand {
       defaultHelp: () => Promise.resolve('5s'),
     }),
     count: Flags.custom<number>({ parse: (input) => Promise.resolve(parsePositiveInt(input)) })({
-      description: 'Stop after this many samples',
+      description: 'Line mode: stop after this many samples',
     }),
-    duration: durationFlag({ description: 'Stop after this long, e.g. 1m' }),
+    duration: durationFlag({ description: 'Line mode: stop after this long, e.g. 1m' }),
   };
 
   public async run(): Promise<void> {
     const { flags } = await this.parse(ModuleTop);
     const address = await this.moduleAddress(flags, flags);
     const json = this.jsonEnabled();
+    const intervalSeconds = Math.max(1, Math.round(flags.interval / 1000));
+    const request = compact({ instanceId: flags.instance, intervalSeconds });
+    if (!json && process.stdout.isTTY) {
+      const source: ModuleSource = {
+        streamMetrics: streamPort((signal, onMessage) =>
+          this.streamModule(flags, address, 'StreamMetrics', request, {
+            signal,
+            onMessage: (m) => onMessage(m as ModuleSampleJson),
+          }),
+        ),
+        instances: async () =>
+          (
+            await this.callModule<{ instances?: ModuleInstanceJson[] }>(
+              flags,
+              address,
+              'GetInstances',
+              compact({ moduleType: flags.module ? moduleTypeEnum(flags.module) : undefined }),
+            )
+          ).instances ?? [],
+      };
+      // ink and React load only here.
+      const { runModuleTop } = await import('../../ui/ModuleTopApp.js');
+      await this.untilInterrupted((signal) =>
+        runModuleTop({
+          source,
+          target: address,
+          signal,
+          options: {
+            historySize: Math.min(600, Math.max(30, Math.round(300 / intervalSeconds))),
+            stallMs: Math.max(10_000, 3 * intervalSeconds * 1000),
+          },
+        }),
+      );
+      return;
+    }
     const format = new TopFormatter();
     if (!json) this.out(format.header());
-    await this.streamModule(
-      flags,
-      address,
-      'StreamMetrics',
-      compact({
-        instanceId: flags.instance,
-        intervalSeconds: Math.max(1, Math.round(flags.interval / 1000)),
-      }),
-      {
-        maxMessages: flags.count,
-        durationMs: flags.duration,
-        onMessage: (message) => this.out(json ? JSON.stringify(message) : format.line(message as SampleJson)),
-      },
-    );
+    await this.streamModule(flags, address, 'StreamMetrics', request, {
+      maxMessages: flags.count,
+      durationMs: flags.duration,
+      onMessage: (message) => this.out(json ? JSON.stringify(message) : format.line(message as SampleJson)),
+    });
   }
 }
