@@ -13,9 +13,19 @@ export const DEFAULT_NLB_ADDRESS = '127.0.0.1:50050';
 /** Where a module listens by default (ModuleService calls without --address). */
 export const DEFAULT_MODULE_ADDRESS = '127.0.0.1:50051';
 
-/** A host:port flag, validated while flags are parsed. */
+/**
+ * A host:port flag, validated while flags are parsed. `xds:///name` targets are accepted too:
+ * they load @grpc/grpc-js-xds (bootstrap from GRPC_XDS_BOOTSTRAP or GRPC_XDS_BOOTSTRAP_CONFIG)
+ * and let the NLB's xDS export pick the endpoint (docs/deploying.md).
+ */
 export const addressFlag = Flags.custom<string>({
-  parse: (input) => Promise.resolve(parseHostPort(input)),
+  parse: async (input) => {
+    if (!input.trim().startsWith('xds:')) return parseHostPort(input);
+    if (!/^xds:\/\/\/[A-Za-z0-9._@-]+$/.test(input.trim()))
+      throw new Error(`expected xds:///name (e.g. xds:///alb), got "${input}"`);
+    (await import('@grpc/grpc-js-xds')).register();
+    return input.trim();
+  },
 });
 
 /** A duration flag ("500ms", "5s", "2m" or milliseconds), parsed to milliseconds. */

@@ -23,6 +23,8 @@ import { createGrpcModulePort } from './transport/module-port.js';
 import { createNlbService } from './transport/nlb-service.js';
 import { createNlbPrometheus } from './transport/prometheus.js';
 import { VERSION } from '../shared/version.js';
+import { ManagerSync } from './manager-sync/sync.js';
+import { startXdsServer, type XdsHandle } from './xds/server.js';
 
 const listen = (port: number) =>
   z
@@ -84,6 +86,26 @@ export const nlbProcessSchema = z
       })
       .strict()
       .default({ connectTimeoutMs: 2000, connectRetries: 2, drainGraceMs: 10_000 }),
+    /** Pull config from the Manager's HTTP API (services/nlb/manager-sync, docs/deploying.md). */
+    manager: z
+      .object({
+        url: z.url().optional(),
+        apiKey: z.string().optional(),
+        path: z.string().startsWith('/').optional(),
+        /** 0 = only at start and on demand. */
+        intervalSeconds: z.number().min(0).max(86_400).default(60),
+        timeoutMs: z.number().int().min(100).max(120_000).default(5000),
+      })
+      .strict()
+      .default({ intervalSeconds: 60, timeoutMs: 5000 }),
+    /** xDS (ADS) export of module instances and weights (services/nlb/xds); off without a port. */
+    xds: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).optional(),
+      })
+      .strict()
+      .default({ host: '0.0.0.0' }),
     /** Overrides the heartbeat section's interval at start (seconds), e.g. for tests. */
     heartbeatIntervalSeconds: z.number().min(0.1).max(3600).optional(),
     seed: z.union([z.number(), z.string()]).optional(),
@@ -108,6 +130,11 @@ export const NLB_ENV_MAP: Record<string, string> = {
   MP_TLS_KEY: 'tls.keyFile',
   MP_TLS_CA: 'tls.caFile',
   MP_TLS_REQUIRE_CLIENT_CERT: 'tls.requireClientCert',
+  MP_NLB_XDS_HOST: 'xds.host',
+  MP_NLB_XDS_PORT: 'xds.port',
+  MP_MANAGER_URL: 'manager.url',
+  MP_MANAGER_API_KEY: 'manager.apiKey',
+  MP_MANAGER_SYNC_INTERVAL: 'manager.intervalSeconds',
 };
 
 export interface NlbOverrides {
@@ -124,6 +151,10 @@ export interface NlbHandle {
   dataplane: Dataplane;
   autoscaler: Autoscaler;
   rollouts: RolloutController;
+  /** Set when manager.url is configured; `syncNow()` syncs on demand. */
+  managerSync?: ManagerSync;
+  /** Set when xds.port is configured. */
+  xds?: XdsHandle;
   grpcAddress: string;
   grpcPort: number;
   adminPort: number;
@@ -272,7 +303,29 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     throw e;
   }
   serving = true;
+  const managerSync = config.manager.url
+    ? new ManagerSync({
+        url: config.manager.url,
+        apiKey: config.manager.apiKey,
+        path: config.manager.path,
+        intervalMs: config.manager.intervalSeconds * 1000,
+        timeoutMs: config.manager.timeoutMs,
+        nlb,
+        logger: logger.child({ component: 'manager-sync' }),
+      })
+    : undefined;
+  managerSync?.start();
   const grpcAddress = `${grpcBound.host.includes(':') ? `[${grpcBound.host}]` : grpcBound.host}:${grpcBound.port}`;
+  const xds =
+    config.xds.port === undefined
+      ? undefined
+      : await startXdsServer({
+          nlb,
+          logger: logger.child({ component: 'xds' }),
+          host: config.xds.host,
+          port: config.xds.port,
+          self: grpcAddress.startsWith('0.0.0.0:') ? `127.0.0.1:${grpcBound.port}` : grpcAddress,
+        });
   logger.info(
     `NLB ${VERSION} serving gRPC on ${grpcAddress}, admin on http://${adminBound.host}:${adminBound.port}`,
     { state: state.location },
@@ -284,12 +337,16 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     dataplane,
     autoscaler,
     rollouts,
+    managerSync,
+    xds,
     grpcAddress,
     grpcPort: grpcBound.port,
     adminPort: adminBound.port,
     stop: () =>
       (stopping ??= (async () => {
         serving = false;
+        managerSync?.stop();
+        await xds?.stop();
         // Stop accepting client connections and let open ones finish while the control plane
         // still answers (drains, heartbeats); then the rest.
         await dataplane.stop();

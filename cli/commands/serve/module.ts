@@ -46,7 +46,14 @@ The data planes are placeholders until their issues land: instances accept and c
     nlb: Flags.string({ description: 'NLB gRPC address [default: 127.0.0.1:50050]', env: 'MPCTL_NLB' }),
     provider: Flags.string({
       description: 'How instances run [default: process]',
-      options: ['process', 'inprocess'],
+      options: ['process', 'inprocess', 'kubernetes'],
+    }),
+    'k8s-deployment': Flags.string({
+      description: 'provider kubernetes: the Deployment of instance pods to scale',
+    }),
+    'k8s-namespace': Flags.string({ description: 'provider kubernetes: its namespace [default: default]' }),
+    'k8s-api-server': Flags.string({
+      description: 'provider kubernetes: API server URL [default: in-cluster]',
     }),
     'data-dir': Flags.string({ description: 'Directory for durable state [default: .mpctl-data]' }),
     'heartbeat-interval': Flags.string({ description: 'Seconds between heartbeats [default: 10]' }),
@@ -73,6 +80,9 @@ The data planes are placeholders until their issues land: instances accept and c
           'grpc.host': flags.host,
           nlb: flags.nlb,
           provider: flags.provider,
+          'kubernetes.deployment': flags['k8s-deployment'],
+          'kubernetes.namespace': flags['k8s-namespace'],
+          'kubernetes.apiServer': flags['k8s-api-server'],
           dataDir: flags['data-dir'],
           heartbeatIntervalSeconds: flags['heartbeat-interval'],
           advertiseAddress: flags['advertise-address'],

@@ -3,6 +3,7 @@
  * server → instances. Used by `mpctl serve module`, the local stack, tests and the simulator.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ModuleServiceService } from '../../../proto/gen/marchproxy/module.js';
 import { createAuthenticator, type TokenEntry } from '../../shared/auth.js';
@@ -22,6 +23,7 @@ import { createModuleService } from './module-service.js';
 import { createGrpcNlbApi, type NlbApi } from './nlb-api.js';
 import { createInprocessProvider } from './providers/inprocess.js';
 import { createProcessProvider } from './providers/process.js';
+import { createKubernetesProvider, inClusterOptions } from './providers/kubernetes.js';
 import type { InstanceProvider } from './providers/provider.js';
 import { VERSION_PATTERN } from '../../nlb/domain/validate.js';
 
@@ -46,7 +48,18 @@ export const moduleProcessSchema = z
     /** Interface for instances' traffic listeners. */
     trafficHost: z.string().default('127.0.0.1'),
     nlb: z.string().default('127.0.0.1:50050'),
-    provider: z.enum(['process', 'inprocess']).default('process'),
+    provider: z.enum(['process', 'inprocess', 'kubernetes']).default('process'),
+    /** provider kubernetes: the Deployment of instance pods to scale (providers/kubernetes.ts). */
+    kubernetes: z
+      .object({
+        apiServer: z.string().optional(),
+        namespace: z.string().default('default'),
+        deployment: z.string().optional(),
+        tokenFile: z.string().optional(),
+        readyTimeoutSeconds: z.number().min(1).max(3600).default(120),
+      })
+      .strict()
+      .default({ namespace: 'default', readyTimeoutSeconds: 120 }),
     dataDir: z.string().default('.mpctl-data'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     heartbeatIntervalSeconds: z.number().min(0.1).max(3600).default(10),
@@ -74,7 +87,32 @@ export const MODULE_ENV_MAP: Record<string, string> = {
   MP_READ_TOKEN: 'auth.readToken',
   MP_MODULE_DATA_DIR: 'dataDir',
   MP_LOG_LEVEL: 'logLevel',
+  /** Containers: instances' traffic interface and the controller address others dial (docker-compose.yml). */
+  MP_MODULE_TRAFFIC_HOST: 'trafficHost',
+  MP_MODULE_ADVERTISE_ADDRESS: 'advertiseAddress',
+  MP_K8S_API_SERVER: 'kubernetes.apiServer',
+  MP_K8S_NAMESPACE: 'kubernetes.namespace',
+  MP_K8S_DEPLOYMENT: 'kubernetes.deployment',
+  MP_K8S_TOKEN_FILE: 'kubernetes.tokenFile',
 };
+
+function kubernetesProvider(config: ModuleProcessConfig, logger: Logger): InstanceProvider {
+  const k = config.kubernetes;
+  const inCluster = inClusterOptions();
+  const apiServer = k.apiServer ?? inCluster.apiServer;
+  if (!apiServer || !k.deployment)
+    throw new Error(
+      'provider kubernetes needs --k8s-deployment and an API server (--k8s-api-server, or run in a pod)',
+    );
+  return createKubernetesProvider({
+    apiServer,
+    namespace: k.namespace,
+    deployment: k.deployment,
+    token: k.tokenFile ? readFileSync(k.tokenFile, 'utf8').trim() : inCluster.token,
+    readyTimeoutMs: k.readyTimeoutSeconds * 1000,
+    logger,
+  });
+}
 
 export interface ModuleOverrides {
   clock?: Clock;
@@ -111,12 +149,14 @@ export async function startModule(
     overrides.provider ??
     (config.provider === 'inprocess'
       ? createInprocessProvider({ plugin, clock, logger, nlbApi })
-      : createProcessProvider({
-          moduleType: plugin.type,
-          logger,
-          logLevel: config.logLevel,
-          nlb: { target: config.nlb, token: config.nlbToken },
-        }));
+      : config.provider === 'kubernetes'
+        ? kubernetesProvider(config, logger)
+        : createProcessProvider({
+            moduleType: plugin.type,
+            logger,
+            logLevel: config.logLevel,
+            nlb: { target: config.nlb, token: config.nlbToken },
+          }));
   const store =
     overrides.store ??
     (config.dataDir

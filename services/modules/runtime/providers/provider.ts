@@ -32,7 +32,7 @@ export interface InstanceHandle {
 }
 
 export interface InstanceProvider {
-  readonly kind: 'inprocess' | 'process';
+  readonly kind: 'inprocess' | 'process' | 'kubernetes';
   start(launch: InstanceLaunch): Promise<InstanceHandle>;
   /** Called when the controller asks a running instance to reload. */
   onReloadRequested?: (id: string) => void;
