@@ -201,7 +201,8 @@ describe('rate limits', () => {
       return Number(s.customStats.rate_limited ?? 0) > 0 && s;
     });
     expect(Number(stats.customStats.rate_limited)).toBeGreaterThanOrEqual(5);
-    expect(stats.failedRequests).toBeGreaterThanOrEqual(5);
+    // The ALB answers them 429: client errors, not failures of the module.
+    expect(Number(stats.customStats.status_4xx)).toBeGreaterThanOrEqual(5);
 
     const before = await rpc('getRateLimits', {});
     const bad = [
@@ -248,7 +249,7 @@ describe('config', () => {
 
   it('UpdateConfig validates (validate_only changes nothing), applies, and refuses malformed config', async () => {
     const initial = await rpc('getConfig', { configType: 'module' });
-    expect(JSON.parse(Buffer.from(initial.configs[0].configData).toString())).toEqual({ backends: [] });
+    expect(JSON.parse(Buffer.from(initial.configs[0].configData).toString())).toMatchObject({ backends: [] });
     const cfg = { backends: [{ name: 'api', address: '127.0.0.1:8081', weight: 2 }] };
 
     const dry = await rpc('updateConfig', {
@@ -301,7 +302,10 @@ describe('config', () => {
     expect(ok).toMatchObject({ success: true, validationPassed: true });
     expect(ok.message).toContain('applied to 2 instance(s)');
     const now = await rpc('getConfig', { configType: 'module' });
-    expect(JSON.parse(Buffer.from(now.configs[0].configData).toString())).toEqual(cfg);
+    // Stored as parsed: defaults filled in.
+    expect(JSON.parse(Buffer.from(now.configs[0].configData).toString())).toMatchObject({
+      backends: [{ ...cfg.backends[0], pool: 'default' }],
+    });
     expect(now.configs[0].checksum).not.toBe(initial.configs[0].checksum);
     const all = await rpc('getConfig', {});
     expect(all.configs.map((c) => c.configType)).toEqual(['module', 'scaling', 'limits']);

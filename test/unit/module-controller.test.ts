@@ -434,10 +434,12 @@ describe('ModuleController', () => {
     expect(problems).toContain('config: unknown field(s) extra');
     expect(problems).toHaveLength(2);
 
-    expect(controller.validateConfig({ backends: [{ name: 'b1', address: '10.0.0.1:8080' }] })).toEqual({
-      ok: true,
-      config: { backends: [{ name: 'b1', address: '10.0.0.1:8080', weight: 1 }] },
-    });
+    expect(controller.validateConfig({ backends: [{ name: 'b1', address: '10.0.0.1:8080' }] })).toMatchObject(
+      {
+        ok: true,
+        config: { backends: [{ name: 'b1', address: '10.0.0.1:8080', weight: 1, pool: 'default' }] },
+      },
+    );
   });
 
   it('shutdownInstance stops one instance for good and refuses to go below min_instances', async () => {

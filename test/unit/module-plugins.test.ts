@@ -147,8 +147,10 @@ describe('ALB plugin', () => {
   });
 
   it('validates its config', () => {
-    expect(albConfigSchema.parse({ backends: [{ name: 'b', address: '[::1]:80' }] })).toEqual({
-      backends: [{ name: 'b', address: '[::1]:80', weight: 1 }],
+    expect(albConfigSchema.parse({ backends: [{ name: 'b', address: '[::1]:80' }] })).toMatchObject({
+      backends: [{ name: 'b', address: '[::1]:80', weight: 1, pool: 'default' }],
+      defaultPool: 'default',
+      balancing: 'round_robin',
     });
     expect(schemaProblems(albConfigSchema, { backends: [{ name: '', address: 'x', weight: 2000 }] })).toEqual(
       [
@@ -162,7 +164,12 @@ describe('ALB plugin', () => {
 
   it('advertises its backend count', () => {
     const c = albConfigSchema.parse({ backends: [{ name: 'a', address: 'h:1' }] });
-    expect(albPlugin.capabilities(c)).toEqual({ backends: '1' });
+    expect(albPlugin.capabilities(c)).toEqual({
+      backends: '1',
+      pools: 'default',
+      tls: 'false',
+      websocket: 'true',
+    });
   });
 });
 
@@ -471,13 +478,15 @@ describe('backend checks', () => {
     expect(deep['backend:bad']).toEqual({ ok: false, message: '"nope" is not host:port' });
   });
 
-  it('plugins check their backends deeply through tcpCheck', async () => {
+  it('DBLB checks its backends deeply by speaking the protocol, not just TCP', async () => {
     const { port } = await listen();
     const c = dblbConfigSchema.parse({
       backends: [{ name: 'pg', protocol: 'postgres', address: `127.0.0.1:${port}` }],
     });
     const r = await dblbPlugin.healthChecks(c, true);
-    expect(r['backend:pg'].ok).toBe(true);
+    // A TCP server that closes every connection at once is not a PostgreSQL server.
+    expect(r['backend:pg'].ok).toBe(false);
+    expect(r['backend:pg'].message).toMatch(/closed the connection|ECONNRESET/);
     const origins = rtmpConfigSchema.parse({ origins: [{ name: 'o', address: 'x:1' }] });
     expect(await rtmpPlugin.healthChecks(origins, false)).toEqual({
       config: { ok: true, message: '1 backend(s) configured' },

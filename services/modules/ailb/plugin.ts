@@ -1,38 +1,22 @@
-/** AILB (OpenAI-compatible gateway) module type: CanHandle by the requested model and capabilities. */
-import { z } from 'zod';
+/**
+ * AILB (OpenAI-compatible gateway) module type: routes by the request's `model` (gateway.ts);
+ * CanHandle by the requested model and capabilities (a GPU-backed model, say).
+ */
 import { backendChecks } from '../common/backend-checks.js';
-import { createCountingHandler } from '../common/counting-handler.js';
 import { globMatch, globSpecificity } from '../common/patterns.js';
 import { routeScore } from '../common/route-score.js';
 import type { ModuleTypePlugin } from '../runtime/plugin.js';
+import { ailbConfigSchema, type AilbConfig } from './config.js';
+import { createAilbGateway } from './gateway.js';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'use host:port');
-
-export const ailbConfigSchema = z
-  .object({
-    backends: z
-      .array(
-        z
-          .object({
-            name: z.string().min(1).max(64),
-            address: hostPort,
-            models: z.array(z.string().min(1)).min(1),
-            gpu: z.boolean().default(false),
-          })
-          .strict(),
-      )
-      .max(256)
-      .default([]),
-  })
-  .strict();
-export type AilbConfig = z.output<typeof ailbConfigSchema>;
+export { ailbConfigSchema, type AilbConfig } from './config.js';
 
 export const ailbPlugin: ModuleTypePlugin<AilbConfig> = {
   type: 'AILB',
   defaultPort: 50053,
   protocols: ['HTTP', 'HTTPS', 'HTTP2'],
   configSchema: ailbConfigSchema,
-  placeholderDataPlane: true,
+  placeholderDataPlane: false,
   canHandle(route, context, s) {
     const base = routeScore(route, context, s.routes, ailbPlugin.protocols, 'AILB');
     if (!base.canHandle) return base;
@@ -62,5 +46,5 @@ export const ailbPlugin: ModuleTypePlugin<AilbConfig> = {
     models: [...new Set(c.backends.flatMap((b) => b.models))].join(','),
     gpu: String(c.backends.some((b) => b.gpu)),
   }),
-  createHandler: (ctx) => createCountingHandler(ctx),
+  createHandler: (ctx, config) => createAilbGateway(ctx, config),
 };

@@ -1,38 +1,28 @@
-/** ALB (HTTP) module type: CanHandle by host/path specificity; backends checked over TCP. */
-import { z } from 'zod';
+/**
+ * ALB (HTTP) module type: an HTTP/1.1 reverse proxy (handler.ts); CanHandle by host/path
+ * specificity of its routes; deep health checks reach every backend over TCP.
+ */
 import { backendChecks } from '../common/backend-checks.js';
-import { createCountingHandler } from '../common/counting-handler.js';
 import { routeScore } from '../common/route-score.js';
 import type { ModuleTypePlugin } from '../runtime/plugin.js';
+import { albConfigSchema, poolNames, type AlbConfig } from './config.js';
+import { createAlbHandler } from './handler.js';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'use host:port');
-
-export const albConfigSchema = z
-  .object({
-    backends: z
-      .array(
-        z
-          .object({
-            name: z.string().min(1).max(64),
-            address: hostPort,
-            weight: z.number().int().min(0).max(1000).default(1),
-          })
-          .strict(),
-      )
-      .max(256)
-      .default([]),
-  })
-  .strict();
-export type AlbConfig = z.output<typeof albConfigSchema>;
+export { albConfigSchema, type AlbConfig } from './config.js';
 
 export const albPlugin: ModuleTypePlugin<AlbConfig> = {
   type: 'ALB',
   defaultPort: 50051,
   protocols: ['HTTP', 'HTTPS', 'HTTP2', 'WEBSOCKET', 'GRPC'],
   configSchema: albConfigSchema,
-  placeholderDataPlane: true,
+  placeholderDataPlane: false,
   canHandle: (route, context, s) => routeScore(route, context, s.routes, albPlugin.protocols, 'ALB'),
   healthChecks: (c, deep) => backendChecks(c.backends, deep),
-  capabilities: (c) => ({ backends: String(c.backends.length) }),
-  createHandler: (ctx) => createCountingHandler(ctx),
+  capabilities: (c) => ({
+    backends: String(c.backends.length),
+    pools: poolNames(c).join(','),
+    tls: String(!!c.tls),
+    websocket: 'true',
+  }),
+  createHandler: (ctx, config) => createAlbHandler(ctx, config),
 };

@@ -1,49 +1,42 @@
-/** DBLB (PostgreSQL, MySQL) module type: CanHandle by protocol and database/user patterns. */
-import { z } from 'zod';
-import { backendChecks } from '../common/backend-checks.js';
-import { createCountingHandler } from '../common/counting-handler.js';
+/** DBLB (PostgreSQL, MySQL) module type: CanHandle by protocol, listener port and database/user patterns. */
 import { globMatch, globSpecificity } from '../common/patterns.js';
 import { routeScore } from '../common/route-score.js';
-import type { ModuleTypePlugin } from '../runtime/plugin.js';
+import type { HealthCheckResult, ModuleTypePlugin } from '../runtime/plugin.js';
+import { dblbConfigSchema, type DblbConfig } from './config.js';
+import { createDblbHandler } from './handler.js';
+import { checkBackend } from './health.js';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'use host:port');
+export { dblbConfigSchema, type DblbConfig } from './config.js';
 
-export const dblbConfigSchema = z
-  .object({
-    backends: z
-      .array(
-        z
-          .object({
-            name: z.string().min(1).max(64),
-            protocol: z.enum(['postgres', 'mysql']),
-            address: hostPort,
-            databases: z.array(z.string().min(1)).default(['*']),
-            users: z.array(z.string().min(1)).default(['*']),
-            maxConnections: z.number().int().min(0).max(100_000).default(0),
-          })
-          .strict(),
-      )
-      .max(256)
-      .default([]),
-  })
-  .strict();
-export type DblbConfig = z.output<typeof dblbConfigSchema>;
+/** Something that serves databases and users by pattern: a backend, or an explicit route. */
+interface Server {
+  name: string;
+  protocol: 'postgres' | 'mysql';
+  databases: string[];
+  users: string[];
+  ports?: number[];
+}
 
 export const dblbPlugin: ModuleTypePlugin<DblbConfig> = {
   type: 'DBLB',
   defaultPort: 50052,
   protocols: ['POSTGRES', 'MYSQL'],
   configSchema: dblbConfigSchema,
-  placeholderDataPlane: true,
+  placeholderDataPlane: false,
   canHandle(route, context, s) {
     const base = routeScore(route, context, s.routes, dblbPlugin.protocols, 'DBLB');
     if (!base.canHandle || s.config.backends.length === 0) return base;
     const proto = route.protocol === 'MYSQL' ? 'mysql' : route.protocol === 'POSTGRES' ? 'postgres' : null;
     const db = context.database ?? '';
     const user = context.user ?? '';
-    const fits = s.config.backends.filter(
+    const port = route.destinationPort;
+    const explicit = s.config.routes.length > 0;
+    const servers: Server[] = explicit ? s.config.routes : s.config.backends;
+    const what = explicit ? 'route' : 'backend';
+    const fits = servers.filter(
       (b) =>
         (!proto || b.protocol === proto) &&
+        (!port || !b.ports?.length || b.ports.includes(port)) &&
         (!db || b.databases.some((p) => globMatch(p, db))) &&
         (!user || b.users.some((p) => globMatch(p, user))),
     );
@@ -51,7 +44,7 @@ export const dblbPlugin: ModuleTypePlugin<DblbConfig> = {
       return {
         canHandle: false,
         priority: 0,
-        reason: `no backend serves ${proto ?? 'that protocol'}${db ? ` database ${db}` : ''}${user ? ` for user ${user}` : ''}`,
+        reason: `no ${what} serves ${proto ?? 'that protocol'}${db ? ` database ${db}` : ''}${user ? ` for user ${user}` : ''}${port && servers.some((b) => b.ports?.length) ? ` on port ${port}` : ''}`,
       };
     // Only patterns that matched what was asked count; a backend's other patterns say nothing.
     const spec = Math.max(
@@ -65,14 +58,22 @@ export const dblbPlugin: ModuleTypePlugin<DblbConfig> = {
     return {
       canHandle: true,
       priority: base.priority + spec,
-      reason: `backend ${fits[0].name} serves it`,
-      metadata: { backend: fits[0].name },
+      reason: `${what} ${fits[0].name} serves it`,
+      metadata: { [what]: fits[0].name },
     };
   },
-  healthChecks: (c, deep) => backendChecks(c.backends, deep),
+  async healthChecks(c, deep) {
+    if (!deep) return { config: { ok: true, message: `${c.backends.length} backend(s) configured` } };
+    const results = await Promise.all(
+      c.backends.map(
+        async (b) => [`backend:${b.name}`, await checkBackend(b, c)] as [string, HealthCheckResult],
+      ),
+    );
+    return Object.fromEntries(results);
+  },
   capabilities: (c) => ({
     backends: String(c.backends.length),
     databases: [...new Set(c.backends.flatMap((b) => b.databases))].join(','),
   }),
-  createHandler: (ctx) => createCountingHandler(ctx),
+  createHandler: (ctx, config) => createDblbHandler(ctx, config),
 };

@@ -1,39 +1,19 @@
 /** RTMP (streaming relay) module type: CanHandle by app/stream patterns and remaining bandwidth. */
-import { z } from 'zod';
-import { backendChecks } from '../common/backend-checks.js';
-import { createCountingHandler } from '../common/counting-handler.js';
 import { globMatch, globSpecificity } from '../common/patterns.js';
 import { routeScore } from '../common/route-score.js';
-import type { ModuleTypePlugin } from '../runtime/plugin.js';
+import type { HealthCheckResult, ModuleTypePlugin } from '../runtime/plugin.js';
+import { rtmpConfigSchema, type RtmpConfig } from './config.js';
+import { createRtmpHandler } from './handler.js';
+import { probeOrigin } from './origin.js';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'use host:port');
-
-export const rtmpConfigSchema = z
-  .object({
-    origins: z
-      .array(
-        z
-          .object({
-            name: z.string().min(1).max(64),
-            address: hostPort,
-            apps: z.array(z.string().min(1)).default(['*']),
-            streams: z.array(z.string().min(1)).default(['*']),
-          })
-          .strict(),
-      )
-      .max(256)
-      .default([]),
-    maxBandwidthMbps: z.number().min(0).max(1_000_000).default(0),
-  })
-  .strict();
-export type RtmpConfig = z.output<typeof rtmpConfigSchema>;
+export { rtmpConfigSchema, type RtmpConfig } from './config.js';
 
 export const rtmpPlugin: ModuleTypePlugin<RtmpConfig> = {
   type: 'RTMP',
   defaultPort: 50054,
   protocols: ['RTMP', 'RTMPS'],
   configSchema: rtmpConfigSchema,
-  placeholderDataPlane: true,
+  placeholderDataPlane: false,
   canHandle(route, context, s) {
     const base = routeScore(route, context, s.routes, rtmpPlugin.protocols, 'RTMP');
     if (!base.canHandle) return base;
@@ -75,10 +55,18 @@ export const rtmpPlugin: ModuleTypePlugin<RtmpConfig> = {
       metadata: { origin: fits[0].name },
     };
   },
-  healthChecks: (c, deep) => backendChecks(c.origins, deep),
+  async healthChecks(c, deep) {
+    if (!deep) return { config: { ok: true, message: `${c.origins.length} backend(s) configured` } };
+    const results = await Promise.all(
+      c.origins.map(
+        async (o) => [`backend:${o.name}`, await probeOrigin(o.address)] as [string, HealthCheckResult],
+      ),
+    );
+    return Object.fromEntries(results);
+  },
   capabilities: (c) => ({
     origins: String(c.origins.length),
     max_bandwidth_mbps: String(c.maxBandwidthMbps),
   }),
-  createHandler: (ctx) => createCountingHandler(ctx),
+  createHandler: (ctx, config) => createRtmpHandler(ctx, config),
 };

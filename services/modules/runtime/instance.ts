@@ -11,6 +11,7 @@ import { moduleTypeEnum, protocolEnum, routeToProto, statsToProto } from '../../
 import type { RouteSpec } from '../../nlb/domain/types.js';
 import type { NlbApi } from './nlb-api.js';
 import type { ModuleTypePlugin, TrafficHandler } from './plugin.js';
+import { readProxyHeader } from './proxy-header-reader.js';
 import { createRegistrationAgent, type RegistrationAgent } from './registration.js';
 import { createProcessSampler, StatsCollector, type StatsSnapshot } from './stats.js';
 import { RateLimitTable, type RateLimitSpec } from './token-bucket.js';
@@ -43,6 +44,18 @@ export interface InstanceOptions {
    * it to give in-process instances a synthetic load; production instances report as measured.
    */
   statsFilter?: (instanceId: string, measured: StatsSnapshot) => StatsSnapshot;
+  /** A number in [0,1) for retry jitter (default Math.random); the simulator seeds it. */
+  random?: () => number;
+  /**
+   * Reads process CPU % and RSS (default: this process). The simulator, whose stats come from
+   * `statsFilter`, passes a constant one: the syscalls cost more than the rest of a heartbeat.
+   */
+  processSampler?: () => { cpuPercent: number; rssMb: number };
+  /**
+   * How long a new connection may take to show (or not) a PROXY header before it is handed on
+   * without one (default 1000 ms; only server-first protocols reached directly ever wait).
+   */
+  proxyHeaderTimeoutMs?: number;
 }
 
 export type InstanceStatus = 'STARTING' | 'HEALTHY' | 'STOPPING' | 'STOPPED';
@@ -55,7 +68,7 @@ export class ModuleInstanceRuntime {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly limits = new RateLimitTable();
-  private readonly sampler = createProcessSampler();
+  private readonly sampler: () => { cpuPercent: number; rssMb: number };
   private handler: TrafficHandler;
   private agent: RegistrationAgent;
   private snapshot: InstanceSnapshot;
@@ -65,6 +78,7 @@ export class ModuleInstanceRuntime {
 
   constructor(private readonly o: InstanceOptions) {
     this.snapshot = o.snapshot;
+    this.sampler = o.processSampler ?? createProcessSampler();
     this.startedAtMs = o.clock.now();
     this.stats = new StatsCollector(this.startedAtMs);
     this.limits.set(o.snapshot.rateLimits);
@@ -73,6 +87,8 @@ export class ModuleInstanceRuntime {
         logger: o.logger,
         stats: this.stats,
         now: () => o.clock.now(),
+        clock: o.clock,
+        routes: () => this.snapshot.routes,
         rateLimit: (keys) => this.limits.check(keys, o.clock.now()),
       },
       o.snapshot.config,
@@ -86,6 +102,7 @@ export class ModuleInstanceRuntime {
       logger: o.logger,
       nlb: o.nlb,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
+      random: o.random,
       request: () => this.registration(),
       stats: () => statsToProto(o.id, this.statsSnapshot())!,
       status: () => HealthStatus[`HEALTH_STATUS_${this.statusValue}`],
@@ -144,7 +161,26 @@ export class ModuleInstanceRuntime {
       this.stats.connectionClosed(s.bytesRead, s.bytesWritten);
     });
     s.on('error', () => undefined);
-    this.handler.handleConnection(s, { clientAddress: s.remoteAddress ?? '', clientPort: s.remotePort ?? 0 });
+    // The NLB puts a PROXY v2 header first; direct connections (tests, health probes) have none.
+    readProxyHeader(s, this.o.clock, this.o.proxyHeaderTimeoutMs ?? 1000, (outcome) => {
+      if (outcome.kind === 'closed' || s.destroyed) return;
+      if (outcome.kind === 'invalid') {
+        this.stats.count('proxy_header_invalid');
+        s.destroy();
+        return;
+      }
+      // LOCAL, UNSPEC and UNIX headers carry no IP: keep the connection's own endpoints.
+      const h =
+        outcome.kind === 'header' && (outcome.header.family === 'IPv4' || outcome.header.family === 'IPv6')
+          ? outcome.header
+          : null;
+      this.handler.handleConnection(s, {
+        clientAddress: h ? h.srcAddress : (s.remoteAddress ?? ''),
+        clientPort: h ? h.srcPort : (s.remotePort ?? 0),
+        proxied: h !== null,
+        destinationPort: h ? h.dstPort : (s.localPort ?? 0),
+      });
+    });
   }
 
   private registration() {
@@ -165,7 +201,8 @@ export class ModuleInstanceRuntime {
         version: o.version,
         trafficWeight: 0,
         trafficAddress: this.address,
-        proxyProtocol: ProxyProtocolMode.PROXY_PROTOCOL_MODE_UNSPECIFIED,
+        // Instances read the header (proxy-header-reader.ts), so they ask for it.
+        proxyProtocol: ProxyProtocolMode.PROXY_PROTOCOL_MODE_V2,
         draining: this.statusValue === 'STOPPING',
         protocols: o.plugin.protocols.map(protocolEnum),
       },

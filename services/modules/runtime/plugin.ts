@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
+import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModuleTypeName, ProtocolName, RouteSpec } from '../../nlb/domain/types.js';
 import type { StatsCollector } from './stats.js';
@@ -21,12 +22,20 @@ export interface ConnectionInfo {
   /** The client's address: from the PROXY header when present, else the peer. */
   clientAddress: string;
   clientPort: number;
+  /** Whether the address came from a PROXY header (else it is the TCP peer's). */
+  proxied: boolean;
+  /** The port the client connected to (the NLB listener's, from the PROXY header), else ours. */
+  destinationPort: number;
 }
 
 export interface HandlerContext {
   logger: Logger;
   stats: StatsCollector;
   now(): number;
+  /** Timers (health checks, idle sweeps) run on the instance's clock. */
+  clock: Clock;
+  /** The module's routes as last pushed by the controller (read again in applyConfig). */
+  routes(): readonly RouteSpec[];
   /** Rate-limit check for a request from these keys (client address first). */
   rateLimit(keys: readonly string[]): { limitId: string; retryAfterMs: number } | null;
 }
@@ -35,7 +44,10 @@ export interface HandlerContext {
 export interface TrafficHandler {
   /** Takes over an accepted connection (already counted as opened by the runtime). */
   handleConnection(socket: Socket, info: ConnectionInfo): void;
-  /** Applies a new module config live. */
+  /**
+   * Applies a new snapshot live: called on every push from the controller (config, routes or
+   * rate limits changed); `ctx.routes()` already returns the new routes.
+   */
   applyConfig(config: unknown): void;
   /** Releases handler resources (pools, health-check timers). */
   close(): Promise<void>;

@@ -75,7 +75,8 @@ export function targetApplies(target: string, keys: readonly string[]): boolean 
 
 /**
  * All of a module's limits. A limit whose target is "*" gives each client key its own bucket;
- * a limit with a specific target has one bucket for that target. Buckets per limit are capped
+ * a limit with a specific target has one bucket for that target; `metadata.route` restricts a
+ * limit to requests on that route. Buckets per limit are capped
  * (least recently created out) so that many clients cannot grow memory without bound.
  */
 export class RateLimitTable {
@@ -102,6 +103,8 @@ export class RateLimitTable {
   check(keys: readonly string[], nowMs: number): { limitId: string; retryAfterMs: number } | null {
     for (const { spec, buckets } of this.limits.values()) {
       if (!spec.enabled || !targetApplies(spec.target, keys)) continue;
+      // metadata.route scopes a limit to one route (keys carry "route:<id>" for HTTP modules).
+      if (spec.metadata.route && !keys.includes(`route:${spec.metadata.route}`)) continue;
       const key = !spec.target || spec.target === '*' ? (keys[0] ?? '') : spec.target;
       let b = buckets.get(key);
       if (!b) {

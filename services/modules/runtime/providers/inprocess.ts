@@ -16,6 +16,9 @@ export interface InprocessDeps {
   onReload?: (id: string) => void;
   /** Synthetic stats for simulated load (see InstanceOptions.statsFilter). */
   statsFilter?: (instanceId: string, measured: StatsSnapshot) => StatsSnapshot;
+  /** Passed to every instance (see InstanceOptions). */
+  random?: () => number;
+  processSampler?: () => { cpuPercent: number; rssMb: number };
 }
 
 /** Creates the provider; `kill(id)` simulates a crash (for tests and the simulator). */
@@ -43,6 +46,8 @@ export function createInprocessProvider(
         snapshot: l.snapshot,
         onReloadRequested: () => d.onReload?.(l.id),
         statsFilter: d.statsFilter,
+        random: d.random,
+        processSampler: d.processSampler,
       });
       await rt.start();
       const entry = { rt, api, exit: [] as Array<(r: string) => void> };

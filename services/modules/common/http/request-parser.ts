@@ -1,0 +1,157 @@
+/**
+ * A strict HTTP/1.x request-head parser for the ALB's own server (http1-server.ts). Strict on
+ * purpose: whatever two parsers could read differently (bare CR or LF, obs-fold, spaces before
+ * the colon, Content-Length with Transfer-Encoding, a transfer coding other than chunked,
+ * conflicting lengths, a missing or repeated Host) is refused with a 4xx, so a request cannot
+ * mean one thing here and another to the backend. Pure.
+ */
+import type { ScannedRequest } from './request-head.js';
+import { CONTROL_CHARS, TOKEN } from './syntax.js';
+
+export interface ParsedRequestHead {
+  method: string;
+  target: string;
+  http10: boolean;
+  /** Flat [name, value, …] as sent (values trimmed). */
+  rawHeaders: string[];
+  scanned: ScannedRequest;
+  /** Whether the client wants the connection kept after this request. */
+  keepAlive: boolean;
+  expectContinue: boolean;
+  /** A protocol upgrade (Connection: upgrade with an Upgrade header). */
+  upgrade: boolean;
+}
+
+export type RequestHeadResult =
+  { ok: true; head: ParsedRequestHead } | { ok: false; status: 400 | 405 | 501 | 505; reason: string };
+
+/** Visible ASCII and obs-text: no spaces or controls in a request target. */
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:+/=-]{1,128}$/;
+const MAX_HEADERS = 256;
+
+const fail = (status: 400 | 405 | 501 | 505, reason: string): RequestHeadResult => ({
+  ok: false,
+  status,
+  reason,
+});
+
+/** Parses a request head (without the final CRLFCRLF; leading empty lines already skipped). */
+export function parseRequestHead(text: string): RequestHeadResult {
+  const lines = text.split('\r\n');
+  if (lines.length - 1 > MAX_HEADERS) return fail(400, 'too many header fields');
+  const requestLine = lines[0];
+  const sp1 = requestLine.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : requestLine.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || requestLine.indexOf(' ', sp2 + 1) >= 0)
+    return fail(400, 'malformed request line');
+  const method = requestLine.slice(0, sp1);
+  const target = requestLine.slice(sp1 + 1, sp2);
+  const version = requestLine.slice(sp2 + 1);
+  if (!TOKEN.test(method)) return fail(400, 'malformed method');
+  if (!TARGET.test(target)) return fail(400, 'malformed request target');
+  let http10: boolean;
+  if (version === 'HTTP/1.1') http10 = false;
+  else if (version === 'HTTP/1.0') http10 = true;
+  else
+    return /^HTTP\/\d\.\d$/.test(version)
+      ? fail(505, 'HTTP version not supported')
+      : fail(400, 'malformed request line');
+
+  const scanned: ScannedRequest = {
+    host: '',
+    chunked: false,
+    contentLength: -1,
+    forwardedFor: '',
+    requestId: '',
+    connectionTokens: null,
+    upgrade: '',
+  };
+  const rawHeaders: string[] = [];
+  let hosts = 0;
+  let transferEncoding = false;
+  let close = false;
+  let keepAliveAsked = false;
+  let upgradeAsked = false;
+  let expectContinue = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) return fail(400, 'malformed header line');
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return fail(400, 'malformed header name');
+    const value = line.slice(colon + 1).trim();
+    if (CONTROL_CHARS.test(value)) return fail(400, 'invalid character in a header value');
+    rawHeaders.push(name, value);
+    // Dispatch on length first: most headers need no lowercasing at all.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') {
+          hosts++;
+          scanned.host = value;
+        }
+        break;
+      case 6:
+        if (name.toLowerCase() === 'expect' && value.toLowerCase() === '100-continue') expectContinue = true;
+        break;
+      case 7:
+        if (name.toLowerCase() === 'upgrade') scanned.upgrade = value;
+        break;
+      case 10:
+        if (name.toLowerCase() === 'connection') {
+          for (const t of value.toLowerCase().split(',')) {
+            const token = t.trim();
+            if (token === 'close') close = true;
+            else if (token === 'keep-alive') keepAliveAsked = true;
+            else if (token === 'upgrade') upgradeAsked = true;
+            else if (token) (scanned.connectionTokens ??= []).push(token);
+          }
+        }
+        break;
+      case 12:
+        if (name.toLowerCase() === 'x-request-id' && SANE_REQUEST_ID.test(value)) scanned.requestId = value;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          if (!/^[0-9]{1,15}$/.test(value)) return fail(400, 'malformed Content-Length');
+          const n = Number(value);
+          if (scanned.contentLength >= 0 && scanned.contentLength !== n)
+            return fail(400, 'conflicting Content-Length');
+          scanned.contentLength = n;
+        }
+        break;
+      case 15:
+        if (name.toLowerCase() === 'x-forwarded-for')
+          scanned.forwardedFor = scanned.forwardedFor ? `${scanned.forwardedFor}, ${value}` : value;
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') {
+          if (transferEncoding || value.toLowerCase() !== 'chunked')
+            return fail(501, 'only the chunked transfer coding is supported');
+          transferEncoding = true;
+        }
+        break;
+    }
+  }
+  if (transferEncoding) {
+    if (scanned.contentLength >= 0) return fail(400, 'Content-Length together with Transfer-Encoding');
+    if (http10) return fail(400, 'Transfer-Encoding in an HTTP/1.0 request');
+    scanned.chunked = true;
+  }
+  if (hosts > 1 || (hosts === 0 && !http10))
+    return fail(400, hosts ? 'more than one Host header' : 'missing Host header');
+  if (method === 'CONNECT') return fail(405, 'CONNECT is not supported by a reverse proxy');
+  return {
+    ok: true,
+    head: {
+      method,
+      target,
+      http10,
+      rawHeaders,
+      scanned,
+      keepAlive: http10 ? keepAliveAsked && !close : !close,
+      expectContinue,
+      upgrade: upgradeAsked && scanned.upgrade !== '',
+    },
+  };
+}
