@@ -37,6 +37,22 @@ export interface RouteOptions {
   exclude?: (r: InstanceRecord) => boolean;
 }
 
+interface Capable {
+  instances: InstanceRecord[];
+  reasons: string[];
+}
+
+function capableOf(
+  routable: InstanceRecord[],
+  answers: ReadonlyArray<readonly [string, CacheEntry]>,
+): Capable {
+  const ok = new Set(answers.filter(([, e]) => e.canHandle).map(([a]) => a));
+  return {
+    instances: routable.filter((r) => ok.has(r.address)),
+    reasons: answers.filter(([, e]) => !e.canHandle).map(([a, e]) => `${a}: ${e.reason}`),
+  };
+}
+
 export class RoutingService {
   private readonly cache = new Map<string, CacheEntry>();
   canHandleCalls = 0;
@@ -106,25 +122,31 @@ export class RoutingService {
     return entry;
   }
 
-  /** Instances of a type whose controllers say they can handle the route. */
-  private async capable(
+  /** A cached, unexpired CanHandle answer, or undefined. */
+  private cached(address: string, route: RouteSpec, context: Record<string, string>): CacheEntry | undefined {
+    const hit = this.cache.get(this.cacheKey(address, route, context));
+    return hit && hit.expiresMs > this.nlb.deps.clock.now() ? hit : undefined;
+  }
+
+  /**
+   * Instances of a type whose controllers say they can handle the route. When every answer is
+   * cached (the data plane's steady state) the result comes back without a promise.
+   */
+  private capable(
     t: ModuleTypeName,
     route: RouteSpec,
     context: Record<string, string>,
     exclude?: (r: InstanceRecord) => boolean,
-  ): Promise<{ instances: InstanceRecord[]; reasons: string[] }> {
+  ): Capable | Promise<Capable> {
     const routable = this.nlb.registry
       .all()
       .filter((r) => r.moduleType === t && Registry.routable(r) && !exclude?.(r));
     const addresses = [...new Set(routable.map((r) => r.address))];
-    const answers = await Promise.all(
-      addresses.map(async (a) => [a, await this.canHandle(a, route, context)] as const),
-    );
-    const ok = new Set(answers.filter(([, e]) => e.canHandle).map(([a]) => a));
-    return {
-      instances: routable.filter((r) => ok.has(r.address)),
-      reasons: answers.filter(([, e]) => !e.canHandle).map(([a, e]) => `${a}: ${e.reason}`),
-    };
+    const hits = addresses.map((a) => [a, this.cached(a, route, context)] as const);
+    if (hits.every(([, e]) => e)) return capableOf(routable, hits as Array<readonly [string, CacheEntry]>);
+    return Promise.all(
+      hits.map(async ([a, e]) => [a, e ?? (await this.canHandle(a, route, context))] as const),
+    ).then((answers) => capableOf(routable, answers));
   }
 
   /** RouteRequest: match → CanHandle → version weight → least connections. */
@@ -155,7 +177,8 @@ export class RoutingService {
     for (const m of matches) {
       if (tried.includes(m.moduleType)) continue;
       tried.push(m.moduleType);
-      const { instances, reasons } = await this.capable(m.moduleType, route, context, opts.exclude);
+      const c = this.capable(m.moduleType, route, context, opts.exclude);
+      const { instances, reasons } = c instanceof Promise ? await c : c;
       const choice = selectInstance(
         instances,
         this.nlb.deployments.get(m.moduleType)?.weights,
@@ -227,7 +250,7 @@ export class RoutingService {
       }
     }
     if (!p.empty || !mt) return { valid: false, hasHandler: false, capable: [], errors: p.list, details };
-    const { instances, reasons } = await this.capable(mt, route, {});
+    const { instances, reasons } = await Promise.resolve(this.capable(mt, route, {}));
     if (reasons.length) details.refused = reasons.join('; ');
     return {
       valid: true,
