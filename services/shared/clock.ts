@@ -85,35 +85,101 @@ export const settle = (): Promise<void> => new Promise((resolve) => setImmediate
 /** NaN counts as 0 (Node runs it at once); kept as NaN it would never fire and poison nextTimerAt. */
 const delayOf = (ms: number): number => (Number.isNaN(ms) ? 0 : Math.max(0, ms));
 
+/** Earlier first; at the same time, created (or armed) first. */
+const before = (a: PendingTimer, b: PendingTimer) => a.at < b.at || (a.at === b.at && a.id < b.id);
+
+/**
+ * A binary min-heap of timers by (time, id). Cancelled timers stay in it until they reach the
+ * top (or a compaction), so cancel is O(1) and the next due timer O(log n): simulations keep
+ * thousands of timers (every instance's heartbeat, sweepers, health checks).
+ */
+class TimerHeap {
+  private items: PendingTimer[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(t: PendingTimer): void {
+    const a = this.items;
+    a.push(t);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(a[i], a[p])) break;
+      [a[i], a[p]] = [a[p], a[i]];
+      i = p;
+    }
+  }
+
+  /** The earliest live timer, dropping cancelled ones on the way. */
+  peek(): PendingTimer | undefined {
+    while (this.items.length > 0 && this.items[0].cancelled) this.pop();
+    return this.items[0];
+  }
+
+  pop(): PendingTimer | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && before(a[l], a[m])) m = l;
+        if (r < a.length && before(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  /** Rebuilds without cancelled timers. */
+  compact(): void {
+    const live = this.items.filter((t) => !t.cancelled);
+    this.items = [];
+    for (const t of live) this.push(t);
+  }
+}
+
 /** Creates a manual clock starting at `startMs` (default 2026-01-01T00:00:00Z). */
 export function createManualClock(startMs = Date.UTC(2026, 0, 1)): ManualClock {
   let now = startMs;
   let nextId = 1;
   const timers = new Map<number, PendingTimer>();
+  const heap = new TimerHeap();
 
   const add = (fn: () => void, ms: number, everyMs: number | null): TimerHandle => {
     const t: PendingTimer = { id: nextId++, at: now + delayOf(ms), everyMs, fn, cancelled: false };
     timers.set(t.id, t);
+    heap.push(t);
     return {
       cancel: () => {
         t.cancelled = true;
         timers.delete(t.id);
+        if (heap.size > 1024 && heap.size > 4 * timers.size) heap.compact();
       },
     };
   };
 
   const nextDue = (limit: number): PendingTimer | undefined => {
-    let best: PendingTimer | undefined;
-    for (const t of timers.values()) {
-      if (t.at <= limit && (!best || t.at < best.at || (t.at === best.at && t.id < best.id))) best = t;
-    }
-    return best;
+    const t = heap.peek();
+    return t && t.at <= limit ? t : undefined;
   };
 
   const fire = (t: PendingTimer) => {
     now = Math.max(now, t.at);
+    heap.pop(); // `t` is the top: nextDue just returned it
     if (t.everyMs === null) timers.delete(t.id);
-    else t.at += t.everyMs;
+    else {
+      t.at += t.everyMs;
+      heap.push(t);
+    }
     t.fn();
   };
 
@@ -143,11 +209,7 @@ export function createManualClock(startMs = Date.UTC(2026, 0, 1)): ManualClock {
       if (nowMs > now) clock.advance(nowMs - now);
     },
     pendingTimers: () => timers.size,
-    nextTimerAt: () => {
-      let min: number | undefined;
-      for (const t of timers.values()) if (min === undefined || t.at < min) min = t.at;
-      return min;
-    },
+    nextTimerAt: () => heap.peek()?.at,
   };
   return clock;
 }
