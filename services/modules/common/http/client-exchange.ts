@@ -184,4 +184,3 @@ export class ClientExchange {
 function flushHeadLater(ex: ClientExchange): void {
   ex.flushHead();
 }
-
