@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { albPlugin } from '../../services/modules/alb/plugin.js';
+import { createRng } from '../../services/shared/rng.js';
 import { createHttpHarness, route, sleep, waitFor } from './alb-fixture.js';
 
 const h = createHttpHarness();
@@ -151,5 +152,43 @@ describe('ALB backends', () => {
     // "a" kept its connection through the changes.
     expect(a.connections()).toBe(1);
     await sleep(10);
+  });
+
+  it('answers 502 for garbage from a backend, and never falls over', async () => {
+    const rng = createRng(9);
+    const good =
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n';
+    const server = createServer((sock) => {
+      sock.on('error', () => undefined);
+      sock.once('data', () => {
+        const out = Buffer.from(good, 'latin1');
+        for (let i = rng.int(0, 4); i > 0; i--) out[rng.int(0, out.length - 1)] = rng.int(0, 255);
+        sock.end(rng.next() < 0.2 ? out.subarray(0, rng.int(1, out.length)) : out);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const alb = await h.instance(albPlugin, {
+        backends: [{ name: 'junk', address: `127.0.0.1:${(server.address() as { port: number }).port}` }],
+        passiveEjection: { consecutiveFailures: 0 },
+        retries: 0,
+      });
+      const seen = new Set<number>();
+      for (let i = 0; i < 60; i++) {
+        const r = await request(`${alb.url}/`, { dispatcher: agent, headersTimeout: 5000, bodyTimeout: 5000 })
+          .then(async (x) => {
+            await x.body.text();
+            return x.statusCode;
+          })
+          .catch(() => 0);
+        seen.add(r);
+      }
+      // Clean answers pass, broken ones are 502 (or the connection is cut mid-body: 0).
+      expect([...seen].every((x) => x === 0 || x === 502 || (x >= 100 && x < 600))).toBe(true);
+      expect(seen.has(502)).toBe(true);
+      expect(alb.runtime.status).toBe('HEALTHY');
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { albPlugin } from '../../services/modules/alb/plugin.js';
+import { createRng } from '../../services/shared/rng.js';
 import { createHttpHarness, limit, readUntil, route } from './alb-fixture.js';
 
 const h = createHttpHarness();
@@ -129,5 +130,35 @@ describe('ALB and malformed HTTP', () => {
     s.destroy();
     expect((await get(`${alb.url}/`)).status).toBe(200);
     expect(alb.counter('http_client_errors')).toBeGreaterThanOrEqual(bad.length);
+  });
+
+  it('survives a fuzz of mangled requests and keeps serving', async () => {
+    const b = await h.backend('b');
+    const alb = await h.instance(albPlugin, config(b.address));
+    const rng = createRng(42);
+    const valid = [
+      'GET /a HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
+      'POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    ];
+    const mangle = (text: string): Buffer => {
+      const bytes = Buffer.from(text, 'latin1');
+      const out = Buffer.from(bytes);
+      const edits = rng.int(1, 6);
+      for (let i = 0; i < edits; i++) out[rng.int(0, out.length - 1)] = rng.int(0, 255);
+      return rng.next() < 0.3 ? out.subarray(0, rng.int(1, out.length)) : out;
+    };
+    await Promise.all(
+      Array.from({ length: 120 }, async (_, i) => {
+        const s = await h.raw(alb.port);
+        s.write(mangle(valid[i % valid.length]));
+        if (i % 3 === 0) s.end();
+        await readUntil(s, () => false, 2500);
+        s.destroy();
+      }),
+    );
+    const r = await get(`${alb.url}/after-fuzz`);
+    expect(r.status).toBe(200);
   });
 });

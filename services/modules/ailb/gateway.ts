@@ -315,7 +315,7 @@ class AilbGateway implements TrafficHandler {
     }));
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.frontend.close();
     this.pools.close();
     return Promise.resolve();

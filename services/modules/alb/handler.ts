@@ -278,7 +278,7 @@ class AlbHandler implements TrafficHandler {
     attempt(null, this.config.retries);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.server.close();
     this.pools.close();
     return Promise.resolve();

@@ -1,0 +1,279 @@
+/**
+ * The HTTP/1.x parsers of the ALB and AILB: the strict request-head parser, the upstream
+ * response parser (framing, hop-by-hop headers, reuse) and the chunked body decoder, fed whole
+ * and byte by byte.
+ */
+import { describe, expect, it } from 'vitest';
+import { ChunkedDecoder } from '../../services/modules/common/http/chunked.js';
+import { parseRequestHead } from '../../services/modules/common/http/request-parser.js';
+import { ResponseParser, type ResponseHead } from '../../services/modules/common/http/response-parser.js';
+
+const head = (lines: string[]) => lines.join('\r\n');
+
+describe('parseRequestHead', () => {
+  it('reads the request line, headers and what routing and framing need', () => {
+    const r = parseRequestHead(
+      head([
+        'POST /api/x?y=1 HTTP/1.1',
+        'Host: shop.example.com',
+        'Content-Length: 12',
+        'X-Forwarded-For: 10.0.0.1',
+        'X-Request-Id: abc-123',
+        'Connection: keep-alive, X-Secret',
+        'X-Secret: s',
+      ]),
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.head).toMatchObject({
+      method: 'POST',
+      target: '/api/x?y=1',
+      http10: false,
+      keepAlive: true,
+      upgrade: false,
+      expectContinue: false,
+      scanned: {
+        host: 'shop.example.com',
+        contentLength: 12,
+        chunked: false,
+        forwardedFor: '10.0.0.1',
+        requestId: 'abc-123',
+        connectionTokens: ['x-secret'],
+      },
+    });
+    expect(r.head.rawHeaders.slice(0, 4)).toEqual(['Host', 'shop.example.com', 'Content-Length', '12']);
+  });
+
+  it('knows keep-alive defaults, upgrades and 100-continue', () => {
+    const ok = (lines: string[]) => {
+      const r = parseRequestHead(head(lines));
+      if (!r.ok) throw new Error(r.reason);
+      return r.head;
+    };
+    expect(ok(['GET / HTTP/1.0']).keepAlive).toBe(false);
+    expect(ok(['GET / HTTP/1.0', 'Connection: keep-alive']).keepAlive).toBe(true);
+    expect(ok(['GET / HTTP/1.1', 'Host: a', 'Connection: close']).keepAlive).toBe(false);
+    expect(ok(['GET /ws HTTP/1.1', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket']).upgrade).toBe(
+      true,
+    );
+    expect(ok(['GET /ws HTTP/1.1', 'Host: a', 'Upgrade: websocket']).upgrade).toBe(false);
+    expect(
+      ok(['PUT / HTTP/1.1', 'Host: a', 'Expect: 100-continue', 'Content-Length: 1']).expectContinue,
+    ).toBe(true);
+    expect(ok(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked']).scanned.chunked).toBe(true);
+  });
+
+  it('refuses whatever two parsers could read differently', () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [['GARBAGE'], 400, /request line/],
+      [['GET  / HTTP/1.1', 'Host: a'], 400, /request line/],
+      [['GET / HTTP/1.1 extra', 'Host: a'], 400, /request line/],
+      [['G(T / HTTP/1.1', 'Host: a'], 400, /method/],
+      [['GET /a\x01b HTTP/1.1', 'Host: a'], 400, /target/],
+      [['GET / HTTP/2.0', 'Host: a'], 505, /version/],
+      [['GET / HTTX/1.1', 'Host: a'], 400, /request line/],
+      [['GET / HTTP/1.1', 'Host : a'], 400, /header name/],
+      [['GET / HTTP/1.1', ' Folded: a'], 400, /header name/],
+      [['GET / HTTP/1.1', 'NoColon'], 400, /header line/],
+      [['GET / HTTP/1.1', 'Host: a', 'X: a\x00b'], 400, /invalid character/],
+      [['GET / HTTP/1.1', 'Host: a', 'X: a\nb'], 400, /invalid character/],
+      [
+        ['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Transfer-Encoding: chunked'],
+        400,
+        /Content-Length together/,
+      ],
+      [['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: gzip, chunked'], 501, /chunked/],
+      [
+        ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'],
+        501,
+        /chunked/,
+      ],
+      [['POST / HTTP/1.0', 'Transfer-Encoding: chunked'], 400, /HTTP\/1\.0/],
+      [['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Content-Length: 6'], 400, /conflicting/],
+      [['POST / HTTP/1.1', 'Host: a', 'Content-Length: -1'], 400, /Content-Length/],
+      [['POST / HTTP/1.1', 'Host: a', 'Content-Length: 1 2'], 400, /Content-Length/],
+      [['GET / HTTP/1.1'], 400, /missing Host/],
+      [['GET / HTTP/1.1', 'Host: a', 'Host: b'], 400, /more than one Host/],
+      [['CONNECT a:443 HTTP/1.1', 'Host: a:443'], 405, /CONNECT/],
+    ];
+    for (const [lines, status, reason] of cases) {
+      const r = parseRequestHead(head(lines));
+      expect(r.ok, JSON.stringify(lines)).toBe(false);
+      if (r.ok) continue;
+      expect(r.status, JSON.stringify(lines)).toBe(status);
+      expect(r.reason).toMatch(reason);
+    }
+    // Repeated identical lengths are one length.
+    expect(
+      parseRequestHead(head(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Content-Length: 5'])).ok,
+    ).toBe(true);
+  });
+});
+
+/** Runs a parser over `input` split into `pieces`; returns what it reported. */
+function parse(input: string | Buffer, headRequest = false, pieces: 'whole' | 'bytes' = 'whole') {
+  const events: { head: ResponseHead | null; body: string; complete: boolean; error: string | null } = {
+    head: null,
+    body: '',
+    complete: false,
+    error: null,
+  };
+  const p = new ResponseParser(
+    {
+      onHead: (h) => (events.head = h),
+      onBody: (c) => (events.body += c.toString('latin1')),
+      onComplete: () => (events.complete = true),
+    },
+    1024,
+  );
+  p.reset(headRequest);
+  const buf = Buffer.isBuffer(input) ? input : Buffer.from(input, 'latin1');
+  const chunks = pieces === 'whole' ? [buf] : [...buf].map((b) => Buffer.from([b]));
+  for (const c of chunks) {
+    const err = p.execute(c);
+    if (err) {
+      events.error = err;
+      break;
+    }
+  }
+  return Object.assign(events, { parser: p });
+}
+
+describe('ResponseParser', () => {
+  const cl =
+    'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nhello';
+  const chunked =
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n';
+
+  it('reads length-delimited and chunked bodies, whole or a byte at a time', () => {
+    for (const pieces of ['whole', 'bytes'] as const) {
+      const a = parse(cl, false, pieces);
+      expect(a.error).toBeNull();
+      expect(a.head).toEqual({
+        status: 200,
+        statusText: 'OK',
+        headers: ['Content-Type', 'text/plain', 'Content-Length', '5'],
+        contentLength: 5,
+        framing: 'length',
+      });
+      expect(a.body).toBe('hello');
+      expect(a.complete).toBe(true);
+      expect(a.parser.reusable).toBe(true);
+      const b = parse(chunked, false, pieces);
+      expect(b.error).toBeNull();
+      expect(b.head?.framing).toBe('chunked');
+      expect(b.head?.headers).toEqual([]);
+      expect(b.body).toBe('hello world');
+      expect(b.complete).toBe(true);
+      expect(b.parser.reusable).toBe(true);
+    }
+  });
+
+  it('has no body for HEAD, 204 and 304, and skips interim 1xx responses', () => {
+    const h = parse('HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n', true);
+    expect(h.head).toMatchObject({
+      framing: 'none',
+      contentLength: 1234,
+      headers: ['Content-Length', '1234'],
+    });
+    expect(h.complete).toBe(true);
+    expect(parse('HTTP/1.1 204 No Content\r\n\r\n').complete).toBe(true);
+    expect(parse('HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n').head?.framing).toBe('none');
+    const interim = parse(
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok',
+    );
+    expect(interim.head?.status).toBe(201);
+    expect(interim.body).toBe('ok');
+    expect(parse('HTTP/1.1 101 Switching Protocols\r\n\r\n').error).toMatch(/101/);
+  });
+
+  it('ends a body without a length at close, and never reuses that connection', () => {
+    const r = parse('HTTP/1.0 200 OK\r\n\r\npartial body');
+    expect(r.head?.framing).toBe('close');
+    expect(r.complete).toBe(false);
+    expect(r.parser.finish()).toBeNull();
+    expect(r.complete).toBe(true);
+    expect(r.body).toBe('partial body');
+    expect(r.parser.reusable).toBe(false);
+    // A length-delimited body cut short is an error.
+    const cut = parse('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+    expect(cut.parser.finish()).toMatch(/mid-response/);
+  });
+
+  it('does not reuse a connection after Connection: close, TE with CL, or extra bytes', () => {
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok').parser.reusable).toBe(
+      false,
+    );
+    const both = parse(
+      'HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+    );
+    expect(both.body).toBe('ok');
+    expect(both.head?.headers).toEqual([]);
+    expect(both.parser.reusable).toBe(false);
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA').parser.reusable).toBe(false);
+    expect(parse('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok').parser.reusable).toBe(false);
+    expect(
+      parse('HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok').parser.reusable,
+    ).toBe(true);
+  });
+
+  it('drops hop-by-hop headers and the ones Connection names', () => {
+    const r = parse(
+      'HTTP/1.1 200 OK\r\nConnection: X-Hop, close\r\nX-Hop: 1\r\nUpgrade: h2c\r\nTE: trailers\r\nProxy-Connection: x\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n',
+    );
+    expect(r.head?.headers).toEqual(['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Length', '0']);
+  });
+
+  it('refuses malformed responses', () => {
+    const bad = [
+      'HTTP/2 200 OK\r\n\r\n',
+      'HTTP/1.1 20 OK\r\n\r\n',
+      'HTTP/1.1 200OK\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n',
+      'HTTP/1.1 200 OK\r\n Folded: x\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(2000)}\r\n\r\n`,
+    ];
+    for (const b of bad) expect(parse(b).error, JSON.stringify(b.slice(0, 40))).not.toBeNull();
+  });
+});
+
+describe('ChunkedDecoder', () => {
+  it('decodes, reports where the body ended, and tolerates any split', () => {
+    const body = '4\r\nWiki\r\n6;x=y\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nTrailer: 1\r\n\r\nNEXT';
+    for (const size of [1, 2, 3, 7, body.length]) {
+      let out = '';
+      const d = new ChunkedDecoder((c) => (out += c.toString('latin1')));
+      let rest = '';
+      for (let i = 0; i < body.length; i += size) {
+        const piece = Buffer.from(body.slice(i, i + size), 'latin1');
+        if (d.done) {
+          rest += piece.toString('latin1');
+          continue;
+        }
+        const used = d.execute(piece);
+        expect(typeof used).toBe('number');
+        if (d.done) rest += piece.subarray(used as number).toString('latin1');
+      }
+      expect(out).toBe('Wikipedia in \r\n\r\nchunks.');
+      expect(d.done).toBe(true);
+      expect(rest).toBe('NEXT');
+    }
+  });
+
+  it('refuses bare LF, bad sizes and missing CRLF after data', () => {
+    for (const bad of [
+      '4\nWiki\r\n',
+      'zz\r\n',
+      '4\r\nWikiX\r\n',
+      '4\r\nWiki\r\n0\r\nT: 1\n\r\n',
+      `${'1'.repeat(20)}\r\n`,
+    ]) {
+      const d = new ChunkedDecoder(() => undefined);
+      expect(typeof d.execute(Buffer.from(bad, 'latin1')), bad).toBe('string');
+    }
+  });
+});
