@@ -81,6 +81,7 @@ When stdout is not a terminal, or with --json, it prints instead: one line per m
         ).deployment,
     };
     // ink and React load only here, not for the line mode or any other command.
+    (await import('../ui/interactive.js')).renderLiveInCi();
     const { runTop } = await import('../ui/TopApp.js');
     await this.untilInterrupted((signal) =>
       runTop({

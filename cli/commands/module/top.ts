@@ -126,6 +126,7 @@ When stdout is not a terminal, or with --json, it prints one line per sample ins
           ).instances ?? [],
       };
       // ink and React load only here.
+      (await import('../../ui/interactive.js')).renderLiveInCi();
       const { runModuleTop } = await import('../../ui/ModuleTopApp.js');
       await this.untilInterrupted((signal) =>
         runModuleTop({
