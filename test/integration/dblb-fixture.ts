@@ -11,6 +11,7 @@ import {
   chownSync,
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -270,11 +271,15 @@ export function createDbHarness(logger: Logger = silentLogger()) {
     async startMariadb(setup: string[] = []): Promise<MariaServer> {
       const dir = tempDir();
       const dataDir = join(dir, 'data');
+      // A private tmpdir: servers sharing /tmp collide on their temporary table names.
+      const tmp = join(dir, 'tmp');
+      mkdirSync(tmp, { recursive: true });
       await run(
         'mariadb-install-db',
         [
           '--no-defaults',
           `--datadir=${dataDir}`,
+          `--tmpdir=${tmp}`,
           '--auth-root-authentication-method=normal',
           '--skip-test-db',
           '--user=root',
@@ -288,6 +293,7 @@ export function createDbHarness(logger: Logger = silentLogger()) {
         [
           '--no-defaults',
           `--datadir=${dataDir}`,
+          `--tmpdir=${tmp}`,
           `--socket=${socket}`,
           `--port=${port}`,
           '--bind-address=127.0.0.1',
