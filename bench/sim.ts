@@ -20,6 +20,8 @@ const USAGE = `usage: npm run bench:sim -- [options]
   --minutes M      simulated minutes (default 30)
   --scenario FILE  scenario to run (default simulator/scenarios/scale-1000.yaml)
   --seed N         seed (default the scenario's)
+  --heartbeat S    heartbeat interval in seconds (default the scenario's, 10): the fakes'
+                   heartbeats are most of the work
   --thread         run the fakes' gRPC client on the main thread instead of a worker
   --json           print the figures as JSON`;
 
@@ -32,6 +34,7 @@ async function main(): Promise<number> {
         default: fileURLToPath(new URL('../simulator/scenarios/scale-1000.yaml', import.meta.url)),
       },
       seed: { type: 'string' },
+      heartbeat: { type: 'string' },
       thread: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -45,7 +48,12 @@ async function main(): Promise<number> {
   const minutes = Number(values.minutes);
   if (!Number.isFinite(minutes) || minutes <= 0)
     throw new Error(`--minutes must be a positive number, got ${values.minutes}`);
-  const scenario = loadScenarioFile(values.scenario);
+  const loaded = loadScenarioFile(values.scenario);
+  const heartbeatS =
+    values.heartbeat === undefined ? loaded.nlb.heartbeatInterval / 1000 : Number(values.heartbeat);
+  if (!Number.isFinite(heartbeatS) || heartbeatS <= 0)
+    throw new Error(`--heartbeat must be a positive number of seconds, got ${values.heartbeat}`);
+  const scenario = { ...loaded, nlb: { ...loaded.nlb, heartbeatInterval: heartbeatS * 1000 } };
   const instances = scenario.modules.reduce((a, m) => a + m.instances, 0);
   const load = loadavg()[0];
   const cpu0 = process.cpuUsage();
@@ -65,6 +73,7 @@ async function main(): Promise<number> {
   const figures = {
     scenario: r.scenario.name,
     instances,
+    heartbeatIntervalS: heartbeatS,
     peakInstances: Object.values(r.types).reduce((a, t) => a + t.peakInstances, 0),
     simulatedS: r.durationMs / 1000,
     wallS: +(r.wallMs / 1000).toFixed(2),

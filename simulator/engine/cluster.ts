@@ -4,12 +4,8 @@
  * that register and heartbeat over real gRPC, reporting stats from the load model through the
  * provider's statsFilter. Also restarts the NLB, kills instances and deploys versions.
  */
-import { createCountingHandler } from '../../services/modules/common/counting-handler.js';
-import { pluginFor } from '../../services/modules/plugins.js';
 import { createControllerMemoryStore } from '../../services/modules/runtime/controller-state.js';
 import { moduleProcessSchema, startModule, type ModuleHandle } from '../../services/modules/runtime/main.js';
-import { createInprocessProvider } from '../../services/modules/runtime/providers/inprocess.js';
-import type { InstanceHandle, InstanceProvider } from '../../services/modules/runtime/providers/provider.js';
 import type { ModuleTypeName, RouteSpec } from '../../services/nlb/domain/types.js';
 import { DEFAULT_PROTOCOLS } from '../../services/nlb/domain/types.js';
 import { nlbProcessSchema, startNlb, type NlbHandle } from '../../services/nlb/main.js';
@@ -18,8 +14,9 @@ import { routeToProto } from '../../services/nlb/transport/convert.js';
 import type { Clock } from '../../services/shared/clock.js';
 import type { Logger } from '../../services/shared/logger.js';
 import type { Rng } from '../../services/shared/rng.js';
-import { FakeInstance, resolveProfile } from '../model/fake-model.js';
+import { resolveProfile, type FakeInstance } from '../model/fake-model.js';
 import type { ScalingPolicyPatch, Scenario } from '../scenario/schema.js';
+import { createFakeProvider } from './fake-provider.js';
 import type { FaultBook } from './fault-book.js';
 import { createModuleLink, type ModuleLink } from './module-link.js';
 import { createNlbLink, type NlbLink } from './nlb-link.js';
@@ -214,63 +211,19 @@ export class Cluster {
   ): Promise<Controller> {
     const s = this.o.scenario;
     const key = `${type}@${version}`;
-    const plugin = pluginFor(type);
-    const rng = this.o.rng.fork(key);
-    const jitter = rng.fork('jitter');
-    const profile = resolveProfile(s.profiles, type, version);
-    const inner = createInprocessProvider({
-      // Fakes carry no real connections: they get the placeholder data plane, not the type's
-      // (whose per-instance sweepers and health checks would only cost virtual-time steps).
-      plugin: { ...plugin, placeholderDataPlane: true, createHandler: (ctx) => createCountingHandler(ctx) },
+    const provider = createFakeProvider({
+      type,
+      version,
+      profile: resolveProfile(s.profiles, type, version),
+      rng: this.o.rng.fork(key),
       clock: this.o.clock,
       logger: this.o.logger,
+      inflight: this.o.inflight,
+      faults: this.o.faults,
+      fakes: this.fakes,
       nlbApi: () => this.link.api(),
-      statsFilter: (id, measured) => this.fakes.get(id)?.stats(measured) ?? measured,
-      random: () => jitter.next(),
-      processSampler: () => ({ cpuPercent: 0, rssMb: 0 }),
+      booting: () => this.booting,
     });
-    const boot = rng.fork('boot');
-    const track = this.o.inflight.track.bind(this.o.inflight);
-    const clock = this.o.clock;
-    const provider: InstanceProvider = {
-      kind: 'inprocess',
-      start: async (l) => {
-        const delay = this.booting
-          ? 0
-          : profile.startDelay +
-            boot.next() * profile.startJitter +
-            this.o.faults.extraStartDelayMs(type, version);
-        if (delay > 0) await clock.sleep(delay);
-        const fake = new FakeInstance(l.id, type, l.version, clock.now(), profile, rng.fork(l.id));
-        this.fakes.set(l.id, fake);
-        let h: InstanceHandle;
-        try {
-          h = await track('instance.start', inner.start(l));
-        } catch (e) {
-          this.fakes.delete(l.id);
-          throw e;
-        }
-        return {
-          get id() {
-            return h.id;
-          },
-          get trafficAddress() {
-            return h.trafficAddress;
-          },
-          pid: h.pid,
-          startedAtMs: h.startedAtMs,
-          status: () => h.status(),
-          stats: (reset) => h.stats(reset),
-          apply: (snap) => track('instance.apply', h.apply(snap)),
-          drain: (ms) => track('instance.drain', h.drain(ms)),
-          stop: async (graceful, ms) => {
-            await track('instance.stop', h.stop(graceful, ms));
-            fake.markDown('stopped', clock.now());
-          },
-          onUnexpectedExit: (fn) => h.onUnexpectedExit(fn),
-        };
-      },
-    };
     const handle = await this.o.inflight.track(
       'controller.start',
       startModule(
@@ -304,10 +257,7 @@ export class Cluster {
       key,
       address: handle.address,
       handle,
-      kill: async (id) => {
-        this.fakes.get(id)?.markDown('dead', clock.now());
-        await inner.kill(id);
-      },
+      kill: (id) => provider.kill(id),
     };
     this.controllers.set(key, c);
     this.byAddress.set(c.address, c);

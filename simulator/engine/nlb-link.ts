@@ -49,7 +49,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 200,
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
 };
-const CALL_TIMEOUT_MS = 10_000;
+// Wall-clock deadline: generous, so that a loaded machine does not turn into simulated failures.
+const CALL_TIMEOUT_MS = 30_000;
 
 const failure = (code: number, details: string) =>
   Object.assign(new Error(`${code} ${grpc.status[code] ?? 'UNKNOWN'}: ${details}`), { code, details });

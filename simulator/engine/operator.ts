@@ -72,14 +72,14 @@ export interface Operator {
 }
 
 export function createOperator(target: string, inflight: Inflight, nlbUp: () => boolean): Operator {
-  const nlbClient = createNlbClient(createClientConnection({ target, timeoutMs: 10_000 }));
+  const nlbClient = createNlbClient(createClientConnection({ target, timeoutMs: 30_000 }));
   const modules = new Map<string, ModuleServiceClient>();
   const moduleClient = (address: string) => {
     let c = modules.get(address);
     if (!c)
       modules.set(
         address,
-        (c = createModuleClient(createClientConnection({ target: address, timeoutMs: 10_000 }))),
+        (c = createModuleClient(createClientConnection({ target: address, timeoutMs: 30_000 }))),
       );
     return c;
   };
