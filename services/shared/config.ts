@@ -131,8 +131,16 @@ function readConfigFile(path: string, required: boolean, problems: Problems): Lo
     problems.add(`file ${path}${pos ? ` line ${pos.line}, column ${pos.col}` : ''}: ${message}`);
   }
   if (doc.errors.length > 0) return undefined;
-  const value: unknown = doc.toJS() ?? {};
-  if (!isTree(value)) {
+  let value: unknown;
+  try {
+    value = doc.toJS() ?? {};
+  } catch (e) {
+    // An alias to an anchor that comes later, or an alias bomb past the yaml package's limit.
+    problems.add(`file ${path}: ${(e as Error).message}`);
+    return undefined;
+  }
+  // A top-level tag such as !!binary, !!set or !!omap builds a Buffer, Set or Map: not a mapping.
+  if (!isTree(value) || Object.getPrototypeOf(value) !== Object.prototype) {
     problems.add(`file ${path}: the top level must be a mapping of keys to values`);
     return undefined;
   }

@@ -46,7 +46,14 @@ export function parseYaml(
           v.value = v.source ?? String(v.value);
       },
     });
-  return { source: { file, doc, lines, value: doc.toJS() as unknown }, problems };
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (e) {
+    // An alias to an anchor that comes later, or an alias bomb past the yaml package's limit.
+    return { problems: [`${file}: ${(e as Error).message}`] };
+  }
+  return { source: { file, doc, lines, value }, problems };
 }
 
 /** "faults[2].count" */

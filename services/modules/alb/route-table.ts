@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import { routeMatches, specificity } from '../../nlb/domain/routes.js';
 import type { RouteSpec } from '../../nlb/domain/types.js';
+import { globMatches } from '../../shared/glob.js';
 
 /** What a request offers to the match. */
 export interface HttpRequestFacts {
@@ -60,7 +61,7 @@ function hostMatcher(pattern: string): ((host: string) => boolean) | null {
   return (h) => h === p;
 }
 
-/** A path pattern as a predicate (same cases as pathMatches, regex compiled once). */
+/** A path pattern as a predicate (same cases as pathMatches). */
 function pathMatcher(pattern: string): ((path: string) => boolean) | null {
   if (!pattern || pattern === '/*' || pattern === '*') return null;
   if (!pattern.includes('*')) return (p) => p === pattern;
@@ -70,13 +71,7 @@ function pathMatcher(pattern: string): ((path: string) => boolean) | null {
     const prefix = pattern.slice(0, -1);
     return (p) => p === dir || p.startsWith(prefix);
   }
-  const re = new RegExp(
-    `^${pattern
-      .split('*')
-      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-  );
-  return (p) => re.test(p);
+  return (p) => globMatches(pattern, p);
 }
 
 /** Host header → lowercase host without port or trailing dot ("[v6]:port" → "v6"). */

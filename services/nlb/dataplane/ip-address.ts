@@ -45,7 +45,7 @@ function ipv6Groups(part: string, last: boolean): number[] | undefined {
 export function parseIPv6(text: string): Uint8Array | undefined {
   if (text.length > MAX_ADDRESS_CHARS) return undefined;
   const zone = text.indexOf('%');
-  if (zone === 0 || zone === text.length - 1) return undefined;
+  if (zone === 0 || zone === text.length - 1 || text.includes('%', zone + 1)) return undefined;
   const address = zone > 0 ? text.slice(0, zone) : text;
   const halves = address.split('::');
   if (halves.length > 2) return undefined;

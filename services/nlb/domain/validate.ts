@@ -50,6 +50,9 @@ export function checkVersion(p: Problems, field: string, value: string): void {
     p.add(
       `${field} "${truncate(value)}" must be 1-64 characters of A-Z a-z 0-9 . _ + - starting with a letter or digit`,
     );
+  // Versions key plain objects (deployment weights): "constructor" would read Object.prototype.
+  else if (value in Object.prototype)
+    p.add(`${field} "${value}" is reserved (a JavaScript object member name); choose another, e.g. 1.0`);
 }
 
 /** Checks a 0-100 weight. */
