@@ -3,9 +3,11 @@
  * is used by `mpctl serve nlb`, by the local stack, by tests and by the simulator.
  */
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { NLBServiceService } from '../../proto/gen/marchproxy/nlb.js';
-import { createAuthenticator, type TokenEntry } from '../shared/auth.js';
+import type { TokenEntry } from '../shared/auth.js';
+import { createLiveAuth } from '../shared/token-file.js';
 import { createSystemClock, type Clock } from '../shared/clock.js';
 import { createGrpcServer } from '../shared/grpc/server.js';
 import { createLogger, type Logger } from '../shared/logger.js';
@@ -23,6 +25,7 @@ import { createGrpcModulePort } from './transport/module-port.js';
 import { createNlbService } from './transport/nlb-service.js';
 import { createNlbPrometheus } from './transport/prometheus.js';
 import { VERSION } from '../shared/version.js';
+import { createGrpcRateLimitClient } from './manager-sync/rate-limit-push.js';
 import { ManagerSync } from './manager-sync/sync.js';
 import { startXdsServer, type XdsHandle } from './xds/server.js';
 
@@ -47,6 +50,8 @@ export const nlbProcessSchema = z
         adminToken: z.string().min(16).optional(),
         moduleToken: z.string().min(16).optional(),
         readToken: z.string().min(16).optional(),
+        /** More tokens, with module scopes; re-read on change and on SIGHUP (shared/token-file.ts). */
+        tokensFile: z.string().optional(),
         anonymousRead: z.boolean().default(false),
       })
       .strict()
@@ -83,9 +88,14 @@ export const nlbProcessSchema = z
         connectRetries: z.number().int().min(0).max(5).default(2),
         /** How long open connections may finish at shutdown or when their listener is removed. */
         drainGraceMs: z.number().int().min(0).max(3_600_000).default(10_000),
+        /**
+         * Worker processes serving the client listeners (docs/dataplane.md "Workers"): 'auto' =
+         * one per CPU; 1 serves them in the NLB's own process.
+         */
+        workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
       })
       .strict()
-      .default({ connectTimeoutMs: 2000, connectRetries: 2, drainGraceMs: 10_000 }),
+      .default({ connectTimeoutMs: 2000, connectRetries: 2, drainGraceMs: 10_000, workers: 'auto' }),
     /** Pull config from the Manager's HTTP API (services/nlb/manager-sync, docs/deploying.md). */
     manager: z
       .object({
@@ -126,12 +136,14 @@ export const NLB_ENV_MAP: Record<string, string> = {
   MP_MODULE_TOKEN: 'auth.moduleToken',
   MP_READ_TOKEN: 'auth.readToken',
   MP_ANONYMOUS_READ: 'auth.anonymousRead',
+  MP_TOKENS_FILE: 'auth.tokensFile',
   MP_TLS_CERT: 'tls.certFile',
   MP_TLS_KEY: 'tls.keyFile',
   MP_TLS_CA: 'tls.caFile',
   MP_TLS_REQUIRE_CLIENT_CERT: 'tls.requireClientCert',
   MP_NLB_XDS_HOST: 'xds.host',
   MP_NLB_XDS_PORT: 'xds.port',
+  MP_NLB_DATAPLANE_WORKERS: 'dataplane.workers',
   MP_MANAGER_URL: 'manager.url',
   MP_MANAGER_API_KEY: 'manager.apiKey',
   MP_MANAGER_SYNC_INTERVAL: 'manager.intervalSeconds',
@@ -170,9 +182,11 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   if (config.auth.moduleToken)
     tokens.push({ name: 'module', role: 'module', token: config.auth.moduleToken });
   if (config.auth.readToken) tokens.push({ name: 'read', role: 'read', token: config.auth.readToken });
-  const auth = tokens.length
-    ? createAuthenticator({ enabled: true, tokens, anonymousRead: config.auth.anonymousRead })
-    : undefined;
+  const liveAuth = createLiveAuth(
+    { tokens, tokensFile: config.auth.tokensFile, anonymousRead: config.auth.anonymousRead },
+    logger,
+  );
+  const auth = liveAuth.auth;
   if (!auth) logger.warn('authentication is off: set MP_ADMIN_TOKEN and MP_MODULE_TOKEN to require tokens');
 
   const ownPort = !overrides.modules;
@@ -230,6 +244,8 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     logger: logger.child({ component: 'dataplane' }),
     observer: prom.dataplane,
     ...config.dataplane,
+    workers: config.dataplane.workers === 'auto' ? availableParallelism() : config.dataplane.workers,
+    logLevel: config.logLevel,
   });
   prom.trackDataplane(dataplane);
   nlb.on((e) => {
@@ -294,6 +310,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     adminBound = await admin.start(config.admin.host, config.admin.port);
     await dataplane.apply(nlb.config.listeners.listeners);
   } catch (e) {
+    liveAuth.stop();
     nlb.stop();
     autoscaler.stop();
     rollouts.stop();
@@ -312,8 +329,22 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
         timeoutMs: config.manager.timeoutMs,
         nlb,
         logger: logger.child({ component: 'manager-sync' }),
+        // Rate limits go to the controllers with the same credentials as CanHandle and Scale.
+        controllers: createGrpcRateLimitClient({
+          token: config.modules.token ?? config.auth.adminToken,
+          tls:
+            config.modules.tls || config.modules.caFile
+              ? {
+                  caFile: config.modules.caFile,
+                  certFile: config.modules.certFile,
+                  keyFile: config.modules.keyFile,
+                }
+              : false,
+        }),
+        metrics: prom.registry,
       })
     : undefined;
+  if (managerSync) nlb.eventSources.managerSync = () => managerSync.statusDetails();
   managerSync?.start();
   const grpcAddress = `${grpcBound.host.includes(':') ? `[${grpcBound.host}]` : grpcBound.host}:${grpcBound.port}`;
   const xds =
@@ -345,6 +376,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     stop: () =>
       (stopping ??= (async () => {
         serving = false;
+        liveAuth.stop();
         managerSync?.stop();
         await xds?.stop();
         // Stop accepting client connections and let open ones finish while the control plane

@@ -4,9 +4,17 @@
  * domain values; nothing here knows about protobuf.
  */
 import type { Clock, TimerHandle } from '../shared/clock.js';
-import { DomainError, failedPrecondition, invalidArgument, notFound, Problems } from '../shared/errors.js';
+import {
+  DomainError,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  Problems,
+  resourceExhausted,
+} from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Rng } from '../shared/rng.js';
+import { InstanceOwners, SYSTEM_CALLER, type Caller, type LimitHit } from './domain/access.js';
 import { activeVersion, Deployments, type Deployment } from './domain/deployments.js';
 import {
   defaultNlbConfig,
@@ -56,6 +64,7 @@ export type NlbEvent =
   | { type: 'heartbeat'; instance: InstanceRecord | null; acknowledged: boolean }
   | { type: 'routing'; result: 'routed' | 'no_route' | 'no_instance'; moduleType: string; version: string }
   | { type: 'config'; section: SectionName }
+  | { type: 'limit'; limit: string }
   | { type: 'deployment'; deployment: Deployment; action: string }
   | {
       type: 'scaling';
@@ -68,6 +77,9 @@ export type NlbEvent =
       ok: boolean;
     };
 
+/** Log lines about one limit's hits are at least this far apart (the metric counts every hit). */
+export const LIMIT_LOG_EVERY_MS = 10_000;
+
 export class Nlb {
   readonly registry: Registry;
   readonly routes = new RoutingTable();
@@ -79,6 +91,12 @@ export class Nlb {
   /** Changes whenever the set or health of instances changes (cache key). */
   registryRevision = 0;
   counters = { heartbeats: 0, routed: 0, routingFailures: 0, registrations: 0 };
+  /** Which token registered which instance (domain/access.ts). */
+  readonly owners = new InstanceOwners();
+  /** Refusals because a limit was reached, by limit name. */
+  readonly limitHits = new Map<string, number>();
+  /** Per limit: when its last log line was written, and the hits not logged since. */
+  private readonly limitLog = new Map<string, { atMs: number; quiet: number }>();
   lastSweepMs = 0;
   lastSaveError: string | null = null;
   /** Recent autoscaling decisions and rollout events, for status output (set by main.ts). */
@@ -97,6 +115,8 @@ export class Nlb {
       action: string;
       reason: string;
     }>;
+    /** Manager sync state as GetNLBStatus details (manager_sync.*). */
+    managerSync?: () => Record<string, string>;
   } = {};
   private readonly listeners: Array<(e: NlbEvent) => void> = [];
   private sweeper: TimerHandle | null = null;
@@ -169,6 +189,7 @@ export class Nlb {
     for (const event of events) {
       if (event.type !== 'refreshed') this.registryRevision++;
       if (event.type === 'removed') {
+        this.owners.release(event.instance.instanceId);
         this.routes.removeOwner(event.instance.instanceId);
         this.selection.offsets.delete(event.instance.instanceId);
         this.metrics.drop({ instance: event.instance.instanceId });
@@ -268,14 +289,64 @@ export class Nlb {
 
   // ---- registry --------------------------------------------------------------------------
 
-  /** RegisterModule. */
-  register(spec: InstanceSpec, initialRoutes: RouteSpec[], initialHealth: Health): InstanceRecord {
+  /** Counts and logs a refusal because a limit was reached; the caller then throws. */
+  /**
+   * Counts a refusal because a limit was reached (mp_nlb_limit_hits_total) and logs it: the first
+   * hit of each limit at once, then at most one line per LIMIT_LOG_EVERY_MS with how many hits
+   * went unlogged, so that a flood of refusals cannot flood the log.
+   */
+  noteLimit(hit: LimitHit): void {
+    this.limitHits.set(hit.limit, (this.limitHits.get(hit.limit) ?? 0) + 1);
+    const now = this.deps.clock.now();
+    const last = this.limitLog.get(hit.limit);
+    if (last && now - last.atMs < LIMIT_LOG_EVERY_MS) last.quiet++;
+    else {
+      const fields: Record<string, unknown> = { limit: hit.limit, error: hit.message };
+      if (last?.quiet) fields.unlogged = last.quiet;
+      this.deps.logger.warn('limit reached', fields);
+      this.limitLog.set(hit.limit, { atMs: now, quiet: 0 });
+    }
+    this.emit({ type: 'limit', limit: hit.limit });
+  }
+
+  /**
+   * Throws resource_exhausted (and notes the hit) when applying `routes` for `owner` would take
+   * the routing table past limits.maxRoutes.
+   */
+  private checkRouteLimit(routes: readonly RouteSpec[], owner: string, replaceAll: boolean): void {
+    const max = this.config.limits.maxRoutes;
+    const ids = new Set(routes.map((r) => r.routeId));
+    let added = 0;
+    for (const id of ids) if (!this.routes.get(id)) added++;
+    const removed = replaceAll ? [...this.routes.ownedIds(owner)].filter((id) => !ids.has(id)).length : 0;
+    const after = this.routes.size + added - removed;
+    if (added > 0 && after > max) {
+      const message = `the routing table would hold ${after} routes; limits.maxRoutes is ${max}: remove routes or raise the limit`;
+      this.noteLimit({ limit: 'routes', message });
+      throw resourceExhausted(message);
+    }
+  }
+
+  /** RegisterModule, on behalf of `caller` (domain/access.ts says who may register what). */
+  register(
+    spec: InstanceSpec,
+    initialRoutes: RouteSpec[],
+    initialHealth: Health,
+    caller: Caller = SYSTEM_CALLER,
+  ): InstanceRecord {
     const p = new Problems();
     validateInstanceSpec(p, spec);
     initialRoutes.forEach((r, i) => validateRoute(p, r, `initial_routes[${i}]`));
     if (initialRoutes.length > 256)
       p.add(`initial_routes has ${initialRoutes.length} routes; at most 256 are allowed`);
     p.check('registration');
+    this.owners.checkRegister(
+      caller,
+      spec.instanceId,
+      spec.moduleType.toLowerCase(),
+      this.config.limits.maxRegistrationsPerToken,
+      (hit) => this.noteLimit(hit),
+    );
     const now = this.deps.clock.now();
     const withIds = initialRoutes.map((r) => ({ ...r, routeId: r.routeId || routeId(r, spec.instanceId) }));
     for (const r of withIds) {
@@ -287,7 +358,9 @@ export class Nlb {
         );
       }
     }
+    this.checkRouteLimit(withIds, spec.instanceId, true);
     const { record, events } = this.registry.register(spec, initialHealth, now);
+    this.owners.claim(spec.instanceId, caller.principal);
     this.counters.registrations++;
     this.routes.apply(withIds, spec.instanceId, () => spec.moduleType, true, now);
     if (!this.deployments.get(spec.moduleType)?.weights[spec.version]) {
@@ -312,7 +385,9 @@ export class Nlb {
     registrationId: string,
     graceful: boolean,
     drainTimeoutSeconds: number,
+    caller: Caller = SYSTEM_CALLER,
   ): number {
+    this.owners.checkAct(caller, instanceId, 'unregister');
     if (drainTimeoutSeconds < 0 || drainTimeoutSeconds > 86_400) {
       throw invalidArgument(
         `drain_timeout_seconds ${drainTimeoutSeconds} is out of range: use 0 (default) to 86400`,
@@ -335,7 +410,9 @@ export class Nlb {
     registrationId: string,
     reported: Health | null,
     stats: InstanceStats | null,
+    caller: Caller = SYSTEM_CALLER,
   ) {
+    this.owners.checkAct(caller, instanceId, 'heartbeat for');
     const now = this.deps.clock.now();
     this.counters.heartbeats++;
     const { outcome, events } = this.registry.heartbeat(instanceId, registrationId, reported, stats, now);
@@ -362,10 +439,15 @@ export class Nlb {
 
   /** ListModules. */
   listModules(type: ModuleTypeName | null, status: Health | null, q: QuerySpec): Page<InstanceRecord> {
-    const items = this.registry
-      .all()
-      .filter((r) => (!type || r.moduleType === type) && (!status || r.health === status));
-    return applyQuery(items, q, INSTANCE_FIELDS, 'instance_id');
+    const where =
+      type || status
+        ? (r: InstanceRecord) => (!type || r.moduleType === type) && (!status || r.health === status)
+        : undefined;
+    // Sorted by id (the default): walk the registry's id order and keep only the page, with no
+    // copy and no sort. Other sorts break ties by registration order, so they start from that.
+    const byId = (q.sortBy || 'instance_id') === 'instance_id';
+    const items = byId ? this.registry.sortedById() : this.registry.all();
+    return applyQuery(items, q, INSTANCE_FIELDS, 'instance_id', { where, sortedBy: 'instance_id' });
   }
 
   /** Weight of an instance's version in its type's deployment. */
@@ -452,6 +534,7 @@ export class Nlb {
     owner: string,
     replaceAll: boolean,
   ): number {
+    this.checkRouteLimit(routes, owner, replaceAll);
     const now = this.deps.clock.now();
     const apply = () =>
       this.routes.apply(routes, owner, (r) => moduleTypes.get(r.routeId) ?? 'ALB', replaceAll, now);
@@ -689,7 +772,9 @@ export class Nlb {
   reportMetrics(
     instanceId: string,
     points: Array<{ name: string; value: number; labels: Record<string, string>; tsMs: number }>,
+    caller: Caller = SYSTEM_CALLER,
   ): number {
+    this.owners.checkAct(caller, instanceId, 'report metrics for');
     const r = this.instance(instanceId);
     const p = new Problems();
     if (points.length > 10_000)

@@ -18,6 +18,21 @@ export interface TokenEntry {
   name: string;
   role: Role;
   token: string;
+  /**
+   * Module tokens only: what the holder may act on. Without a scope a module token may register
+   * any instance (but still only act on the instances it registered itself).
+   */
+  scope?: TokenScope;
+}
+
+/** Limits a module token to some instance ids and module types. */
+export interface TokenScope {
+  /** Instance id patterns: exact ids, or a prefix ending in `*` ("alb-*"). */
+  instances?: readonly string[];
+  /** Module types (lowercase: alb, dblb, ailb, rtmp). */
+  moduleTypes?: readonly string[];
+  /** At most this many live registrations at once (0 or absent: the NLB's limit). */
+  maxRegistrations?: number;
 }
 
 export interface AuthConfig {
@@ -28,7 +43,7 @@ export interface AuthConfig {
 }
 
 export type AuthResult =
-  | { ok: true; principal: string; role: Role }
+  | { ok: true; principal: string; role: Role; scope?: TokenScope }
   | { ok: false; kind: 'unauthenticated' | 'permission_denied'; message: string };
 
 /** The principal of calls made without a token (auth disabled, anonymous reads, probes). */
@@ -135,6 +150,7 @@ export function authConfigProblems(config: AuthConfig): string[] {
     // A header value is printable ASCII, and "Bearer <token>" is split on whitespace.
     else if (!/^[\x21-\x7e]+$/.test(t.token))
       problems.push(`${label} must be printable ASCII without spaces`);
+    if (t.scope) problems.push(...scopeProblems(label, t.role, t.scope));
     if (t.token) {
       const digest = sha256(t.token).toString('hex');
       if (digests.has(digest)) problems.push(`${label} has the same value as another token`);
@@ -144,10 +160,44 @@ export function authConfigProblems(config: AuthConfig): string[] {
   return problems;
 }
 
+/** An instance id (services/nlb/domain/validate.ts ID_PATTERN), optionally ending in `*`. */
+const INSTANCE_PATTERN = /^[A-Za-z0-9._:-]{0,128}\*?$/;
+const MODULE_TYPES = ['alb', 'dblb', 'ailb', 'rtmp'];
+
+function scopeProblems(label: string, role: Role, scope: TokenScope): string[] {
+  const out: string[] = [];
+  if (role !== 'module') out.push(`${label} has a scope, but only module tokens take one`);
+  for (const p of scope.instances ?? [])
+    if (typeof p !== 'string' || p === '' || !INSTANCE_PATTERN.test(p))
+      out.push(`${label}: instance pattern '${String(p)}' must be an instance id, optionally ending in *`);
+  for (const t of scope.moduleTypes ?? [])
+    if (!MODULE_TYPES.includes(t))
+      out.push(`${label}: module type '${String(t)}' is not one of ${MODULE_TYPES.join(', ')}`);
+  const max = scope.maxRegistrations;
+  if (max !== undefined && (!Number.isInteger(max) || max < 0 || max > 1_000_000))
+    out.push(`${label}: maxRegistrations must be an integer from 0 to 1000000`);
+  return out;
+}
+
+/** True when `instanceId` matches one of `patterns` (exact, or prefix before a trailing *). */
+export function instanceInScope(scope: TokenScope | undefined, instanceId: string): boolean {
+  if (!scope?.instances || scope.instances.length === 0) return true;
+  return scope.instances.some((p) =>
+    p.endsWith('*') ? instanceId.startsWith(p.slice(0, -1)) : instanceId === p,
+  );
+}
+
+/** True when the token may act on module type `type` (lowercase). */
+export function moduleTypeInScope(scope: TokenScope | undefined, type: string): boolean {
+  if (!scope?.moduleTypes || scope.moduleTypes.length === 0) return true;
+  return scope.moduleTypes.includes(type);
+}
+
 interface CompiledEntry {
   name: string;
   role: Role;
   digest: Buffer;
+  scope?: TokenScope;
 }
 
 /** A validated config with token digests computed once; tokens themselves are not kept. */
@@ -169,7 +219,12 @@ function compile(config: AuthConfig): CompiledAuth {
     enabled: config.enabled,
     anonymousRead: config.anonymousRead ?? false,
     entries: Object.freeze(
-      config.tokens.map((t) => ({ name: t.name, role: t.role, digest: sha256(t.token) })),
+      config.tokens.map((t) => ({
+        name: t.name,
+        role: t.role,
+        digest: sha256(t.token),
+        ...(t.scope ? { scope: Object.freeze({ ...t.scope }) } : {}),
+      })),
     ),
   });
 }
@@ -222,7 +277,7 @@ function decide(auth: CompiledAuth, header: string | undefined, methodPath: stri
       message: `role '${entry.role}' (token '${entry.name}') may not call ${methodPath}; needs '${needed}'`,
     };
   }
-  return { ok: true, principal: entry.name, role: entry.role };
+  return { ok: true, principal: entry.name, role: entry.role, scope: entry.scope };
 }
 
 /**

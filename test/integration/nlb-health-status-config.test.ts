@@ -27,7 +27,17 @@ import {
 const h = createNlbHarness();
 afterEach(() => h.closeAll());
 
-const SECTIONS = ['listeners', 'heartbeat', 'scaling', 'rollout', 'routing', 'metrics', 'auth', 'server'];
+const SECTIONS = [
+  'listeners',
+  'heartbeat',
+  'scaling',
+  'rollout',
+  'routing',
+  'metrics',
+  'auth',
+  'limits',
+  'server',
+];
 /** A truncated protobuf: field 1 as a 5-byte string with no bytes after it. */
 const TRUNCATED = Buffer.from([0x0a, 0x05]);
 const yaml = (configType: string, text: string) => ({

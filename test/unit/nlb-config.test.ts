@@ -28,6 +28,7 @@ describe('defaultNlbConfig', () => {
       'routing',
       'metrics',
       'auth',
+      'limits',
       'server',
     ]);
     expect(c.heartbeat).toEqual({
@@ -238,7 +239,7 @@ describe('sectionName', () => {
     const e = domainError(() => sectionName(input));
     expect(e.kind).toBe('invalid_argument');
     expect(e.message).toBe(
-      `unknown config_type "${input}"; use one of listeners, heartbeat, scaling, rollout, routing, metrics, auth, server${hint}`,
+      `unknown config_type "${input}"; use one of listeners, heartbeat, scaling, rollout, routing, metrics, auth, limits, server${hint}`,
     );
   });
 });

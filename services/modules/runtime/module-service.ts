@@ -370,7 +370,7 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
         const r = await ctl.scale(req.desiredInstances, bounds, req.immediate);
         return {
           success: true,
-          message: `${type} ${ctl.version}: desired ${r.desired}, running ${r.current}`,
+          message: `${type} ${ctl.version}: desired ${r.desired}, running ${r.current}${r.startProblem ? `; ${r.startProblem}` : ''}`,
           currentInstances: r.current,
           desiredInstances: r.desired,
         };
@@ -572,7 +572,7 @@ export function createModuleService(d: ModuleServiceDeps): ModuleServiceServer {
         limits: { maxConnectionsPerInstance: ctl.snapshot().maxConnections },
       };
       const names = req.configType ? [req.configType] : Object.keys(sections);
-      const unknown = names.filter((n) => !(n in sections));
+      const unknown = names.filter((n) => !Object.hasOwn(sections, n)); // own keys: "valueOf" is no section
       if (unknown.length)
         throw invalidArgument(`unknown config_type "${req.configType}"; use module, scaling or limits`);
       const updatedAt = new Date(ctl.configUpdatedAtMs);

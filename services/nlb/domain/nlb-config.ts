@@ -39,6 +39,8 @@ export const LISTENER_SCHEMA = z
     sniffBytes: z.number().int().min(16).max(65_536).default(4096),
     sniffTimeoutMs: z.number().int().min(1).max(60_000).default(1000),
     maxConnections: z.number().int().min(0).max(10_000_000).default(0),
+    /** Connections open at once from one client address (0: no limit). */
+    maxConnectionsPerClient: z.number().int().min(0).max(10_000_000).default(0),
     idleTimeoutMs: z.number().int().min(0).max(86_400_000).default(300_000),
   })
   .strict();
@@ -141,6 +143,15 @@ export const SECTION_SCHEMAS = {
   auth: z
     .object({
       anonymousRead: z.boolean().default(false),
+    })
+    .strict(),
+  /** Limits on what callers may create; each refusal counts in mp_nlb_limit_hits_total. */
+  limits: z
+    .object({
+      /** Live registrations per module token (a token's scope.maxRegistrations overrides). 0: none. */
+      maxRegistrationsPerToken: z.number().int().min(0).max(1_000_000).default(1000),
+      /** Routes in the routing table, operator and module routes together. */
+      maxRoutes: z.number().int().min(1).max(1_000_000).default(10_000),
     })
     .strict(),
   server: z

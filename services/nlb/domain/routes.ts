@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { alreadyExists, notFound } from '../../shared/errors.js';
+import { globMatches } from '../../shared/glob.js';
 import type { ModuleTypeName, ProtocolName, RouteSpec } from './types.js';
 
 /** Owner id of routes set by an operator (durable). */
@@ -50,12 +51,7 @@ export function pathMatches(pattern: string, path: string): boolean {
   if (!pattern.includes('*')) return p === pattern;
   if (pattern.endsWith('/*') && !pattern.slice(0, -2).includes('*') && p === pattern.slice(0, -2))
     return true;
-  const re = new RegExp(`^${pattern.split('*').map(escapeRe).join('.*')}$`);
-  return re.test(p);
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  return globMatches(pattern, p);
 }
 
 function ipv4ToInt(ip: string): number {
@@ -123,6 +119,8 @@ export function sameShape(a: RouteSpec, b: RouteSpec): boolean {
     ]);
   return norm(a) === norm(b);
 }
+
+const EMPTY_IDS: ReadonlySet<string> = new Set();
 
 export class RoutingTable {
   private readonly entries = new Map<string, RouteEntry>();
@@ -195,6 +193,11 @@ export class RoutingTable {
     this.delete(routeId);
     this.version++;
     return e;
+  }
+
+  /** The ids of the routes `owner` holds (live view: copy before changing the table). */
+  ownedIds(owner: string): ReadonlySet<string> {
+    return this.byOwner.get(owner) ?? EMPTY_IDS;
   }
 
   private ownedBy(owner: string): Set<string> {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { NLBServiceServer } from '../../../proto/gen/marchproxy/nlb.js';
 import type { ConfigUpdate, MetricDataPoint, ModuleMetrics } from '../../../proto/gen/marchproxy/types.js';
-import { invalidArgument, Problems, resourceExhausted } from '../../shared/errors.js';
+import { invalidArgument, permissionDenied, Problems, resourceExhausted } from '../../shared/errors.js';
 import {
   serverStream,
   unary,
@@ -92,17 +92,17 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
   const { nlb, routing } = d;
   const now = () => d.clock.nowDate();
   const P = '/marchproxy.NLBService/';
-  const streams = createStreamSlots();
+  const streams = createStreamSlots((message) => nlb.noteLimit({ limit: 'stream_subscribers', message }));
   return {
     registerModule: unaryEnvelope(
       d,
       `${P}RegisterModule`,
-      (req) => {
+      (req, ctx) => {
         const spec = c.instanceSpecFromProto(req.instance, req.capabilities);
         const routes = req.initialRoutes.map((r, i) => c.routeFromProto(r, `initial_routes[${i}]`));
         const health = c.healthName(req.instance!.healthStatus, 'instance.health_status');
         const initial = health === 'STARTING' || health === 'DEGRADED' ? health : 'HEALTHY';
-        const r = nlb.register(spec, routes, initial);
+        const r = nlb.register(spec, routes, initial, ctx);
         return {
           success: true,
           message: `registered ${r.instanceId} (${r.moduleType} ${r.version})`,
@@ -116,13 +116,14 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
     unregisterModule: unaryEnvelope(
       d,
       `${P}UnregisterModule`,
-      (req) => {
+      (req, ctx) => {
         const r = nlb.instance(req.instanceId);
         const open = nlb.unregister(
           req.instanceId,
           req.registrationId,
           req.graceful,
           req.drainTimeoutSeconds,
+          ctx,
         );
         const stillThere = nlb.registry.get(req.instanceId);
         return {
@@ -136,13 +137,14 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
       failed({ activeConnectionsDrained: 0 }),
     ),
 
-    heartbeat: unary(d, `${P}Heartbeat`, (req) => {
+    heartbeat: unary(d, `${P}Heartbeat`, (req, ctx) => {
       if (!req.instanceId) throw invalidArgument('instance_id is required');
       const out = nlb.heartbeat(
         req.instanceId,
         req.registrationId,
         c.healthName(req.status, 'status'),
         c.statsFromProto(req.currentStats),
+        ctx,
       );
       return {
         acknowledged: out.acknowledged,
@@ -206,8 +208,13 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
     updateRouting: unaryEnvelope(
       d,
       `${P}UpdateRouting`,
-      (req) => {
+      (req, ctx) => {
         const owner = req.sourceInstanceId || OPERATOR;
+        if (ctx.role !== 'admin' && owner === OPERATOR)
+          throw permissionDenied(
+            `token '${ctx.principal}' (role ${ctx.role}) may only update its instances' routes: set source_instance_id, or use an admin token for operator routes`,
+          );
+        if (owner !== OPERATOR) nlb.owners.checkAct(ctx, owner, 'update the routes of');
         const specs = req.routes.map((r, i) => c.routeFromProto(r, `routes[${i}]`));
         const checked = nlb.checkRoutes(specs, owner);
         if (checked.problems.length) {
@@ -299,7 +306,7 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
       };
     }),
 
-    reportMetrics: unary(d, `${P}ReportMetrics`, (req) => {
+    reportMetrics: unary(d, `${P}ReportMetrics`, (req, ctx) => {
       if (!req.instanceId) throw invalidArgument('instance_id is required');
       if (req.metrics && req.metrics.instanceId && req.metrics.instanceId !== req.instanceId) {
         throw invalidArgument(
@@ -314,6 +321,7 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
           labels: m.labels,
           tsMs: m.timestamp?.getTime() ?? 0,
         })),
+        ctx,
       );
       return { acknowledged: true, message: `${n} data point(s) stored`, processedAt: now() };
     }),
@@ -512,8 +520,9 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
     updateDeployment: unaryEnvelope(
       d,
       `${P}UpdateDeployment`,
-      (req) => {
+      (req, ctx) => {
         const t = c.moduleTypeName(req.moduleType, 'module_type', false)!;
+        nlb.owners.checkModuleType(ctx, t.toLowerCase(), 'change the deployment of');
         const r = nlb.updateDeployment(t, c.deploymentAction(req.action), {
           version: req.version,
           weight: req.weight,
@@ -531,14 +540,15 @@ export function createNlbService(d: NlbServiceDeps): NLBServiceServer {
 }
 
 /** Counts one service's stream subscribers against the configured maximum. */
-function createStreamSlots() {
+function createStreamSlots(onLimit: (message: string) => void) {
   let active = 0;
   return {
     acquire(max: number): () => void {
-      if (active >= max)
-        throw resourceExhausted(
-          `too many metric streams (${max}); close one or raise metrics.maxStreamSubscribers`,
-        );
+      if (active >= max) {
+        const message = `too many metric streams (${max}); close one or raise metrics.maxStreamSubscribers`;
+        onLimit(message);
+        throw resourceExhausted(message);
+      }
       active++;
       let released = false;
       return () => {

@@ -68,6 +68,12 @@ export function createNlbPrometheus(nlb: Nlb): NlbPrometheus {
     labelNames: ['section'],
     registers: [registry],
   });
+  const limitHits = new Counter({
+    name: 'mp_nlb_limit_hits_total',
+    help: 'Requests refused because a limit was reached (registrations per token, routes, stream subscribers, …)',
+    labelNames: ['limit'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'mp_nlb_instances',
     help: 'Registered instances by module type, version and health',
@@ -142,6 +148,9 @@ export function createNlbPrometheus(nlb: Nlb): NlbPrometheus {
         break;
       case 'config':
         configChanges.inc({ section: e.section });
+        break;
+      case 'limit':
+        limitHits.inc({ limit: e.limit });
         break;
     }
   });

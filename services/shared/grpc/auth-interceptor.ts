@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ANONYMOUS, type Authenticator, type AuthResult } from '../auth.js';
 import type { Logger } from '../logger.js';
-import { PRINCIPAL_METADATA_KEY } from './handlers.js';
+import { PRINCIPAL_METADATA_KEY, ROLE_METADATA_KEY, SCOPE_METADATA_KEY } from './handlers.js';
 
 const AUTHORIZATION = 'authorization';
 
@@ -49,6 +49,9 @@ export function createAuthInterceptor(
         }
         // set() replaces every value, so a principal the caller sent cannot survive.
         metadata.set(PRINCIPAL_METADATA_KEY, result.principal);
+        metadata.set(ROLE_METADATA_KEY, result.role);
+        metadata.remove(SCOPE_METADATA_KEY);
+        if (result.scope) metadata.set(SCOPE_METADATA_KEY, JSON.stringify(result.scope));
         next(metadata);
       })
       .build();

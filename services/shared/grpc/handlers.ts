@@ -13,6 +13,7 @@ import {
 import type { Error as ProtoError } from '../../../proto/gen/marchproxy/types.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../clock.js';
+import { ROLES, type Role, type TokenScope } from '../auth.js';
 import { classifyFailure, envelopeAllowed, toProtoError, toServiceError } from './error-edge.js';
 
 /** What a handler knows about its caller. */
@@ -22,6 +23,10 @@ export interface CallContext {
   metadata: Metadata;
   /** The authenticated principal, set by the auth interceptor ("anonymous" when auth is off). */
   principal: string;
+  /** The principal's role ("admin" when auth is off: everyone may do everything). */
+  role: Role;
+  /** A module token's scope, when it has one. */
+  scope?: TokenScope;
   /** Peer address as grpc-js reports it. */
   peer: string;
   /** Aborted when the client cancels or the deadline passes. */
@@ -39,6 +44,18 @@ export interface HandlerDeps {
 
 /** The principal the auth interceptor attached, carried in metadata under this key. */
 export const PRINCIPAL_METADATA_KEY = 'x-mp-principal';
+/** The principal's role and scope (JSON), also written only by the auth interceptor. */
+export const ROLE_METADATA_KEY = 'x-mp-role';
+export const SCOPE_METADATA_KEY = 'x-mp-scope';
+
+function scopeOf(raw: unknown): TokenScope | undefined {
+  if (typeof raw !== 'string') return undefined;
+  try {
+    return JSON.parse(raw) as TokenScope;
+  } catch {
+    return undefined;
+  }
+}
 
 function contextOf(
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
@@ -53,10 +70,14 @@ function contextOf(
     ac?.abort();
   });
   const principal = call.metadata.get(PRINCIPAL_METADATA_KEY)[0];
+  const role = call.metadata.get(ROLE_METADATA_KEY)[0];
   return {
     method,
     metadata: call.metadata,
     principal: typeof principal === 'string' ? principal : 'anonymous',
+    // Servers without the interceptor run without auth: every caller is an admin.
+    role: ROLES.includes(role as Role) ? (role as Role) : 'admin',
+    scope: scopeOf(call.metadata.get(SCOPE_METADATA_KEY)[0]),
     peer: call.getPeer(),
     get signal() {
       if (!ac) {
