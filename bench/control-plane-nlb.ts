@@ -7,6 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { nlbProcessSchema, startNlb, type NlbHandle } from '../services/nlb/main.js';
 import type { FromNlb, ToNlb } from './control-plane-shared.js';
 
@@ -26,7 +27,7 @@ const exit = (code: number) => {
   );
 };
 
-let profiler: Session | undefined;
+let profiler: { session: Session; cpu: boolean; heap: boolean } | undefined;
 
 async function onMessage(m: ToNlb): Promise<void> {
   switch (m.type) {
@@ -34,20 +35,51 @@ async function onMessage(m: ToNlb): Promise<void> {
       return exit(0);
     case 'memory':
       // V8's view of the same memory, to tell live data from heap the GC has not given back.
-      return void send({ type: 'memory', usage: process.memoryUsage() });
-    case 'profile-start':
-      profiler = new Session();
-      profiler.connect();
-      await profiler.post('Profiler.enable');
-      await profiler.post('Profiler.start');
+      return void send({
+        type: 'memory',
+        usage: process.memoryUsage(),
+        spaces: Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size])),
+      });
+    case 'profile-start': {
+      const session = new Session();
+      session.connect();
+      profiler = { session, cpu: m.cpu, heap: m.heap };
+      if (m.cpu) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      }
+      if (m.heap) {
+        await session.post('HeapProfiler.enable');
+        // Objects a scavenge collects are left out: what remains is what got promoted (live,
+        // or old-generation garbage), the part of the allocations that grows the heap.
+        await session.post('HeapProfiler.startSampling', {
+          samplingInterval: 32 * 1024,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: false,
+        });
+      }
       return void send({ type: 'profiling' });
-    case 'profile-stop': {
-      const { profile } = await profiler!.post('Profiler.stop');
-      profiler!.disconnect();
-      profiler = undefined;
-      writeFileSync(m.file, JSON.stringify(profile));
-      return void send({ type: 'profiled', file: m.file });
     }
+    case 'profile-stop': {
+      const { session, cpu, heap } = profiler!;
+      profiler = undefined;
+      const files: string[] = [];
+      if (cpu) {
+        const { profile } = await session.post('Profiler.stop');
+        files.push(`${m.base}.cpuprofile`);
+        writeFileSync(files[files.length - 1], JSON.stringify(profile));
+      }
+      if (heap) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        files.push(`${m.base}.heapprofile`);
+        writeFileSync(files[files.length - 1], JSON.stringify(profile));
+      }
+      session.disconnect();
+      return void send({ type: 'profiled', files });
+    }
+    case 'heap-snapshot':
+      writeHeapSnapshot(m.file);
+      return void send({ type: 'heap-snapshot-written', file: m.file });
   }
 }
 

@@ -19,16 +19,26 @@ import type { RegisterModuleRequest } from '../proto/gen/marchproxy/nlb.js';
 export type ToNlb =
   | { type: 'stop' }
   | { type: 'memory' }
-  /** Starts the V8 CPU profiler; 'profile-stop' writes what it sampled to `file`. */
-  | { type: 'profile-start' }
-  | { type: 'profile-stop'; file: string };
+  /**
+   * Starts V8's CPU profiler and/or its sampling heap profiler (allocations that outlive a
+   * scavenge: what reaches the old generation); 'profile-stop' writes `<base>.cpuprofile` and/or
+   * `<base>.heapprofile`.
+   */
+  | { type: 'profile-start'; cpu: boolean; heap: boolean }
+  | { type: 'profile-stop'; base: string }
+  /** Writes a V8 heap snapshot to `file` (after a full GC). */
+  | { type: 'heap-snapshot'; file: string };
 /** NLB child → parent. */
 export type FromNlb =
   | { type: 'ready'; grpcPort: number; adminPort: number }
-  | { type: 'memory'; usage: NodeJS.MemoryUsage }
+  | { type: 'memory'; usage: NodeJS.MemoryUsage; spaces: HeapSpaces }
   | { type: 'profiling' }
-  | { type: 'profiled'; file: string }
+  | { type: 'profiled'; files: string[] }
+  | { type: 'heap-snapshot-written'; file: string }
   | { type: 'failed'; message: string };
+
+/** Committed size of each V8 heap space in bytes (new_space, old_space, code_space, …). */
+export type HeapSpaces = Record<string, number>;
 
 /** Parent → worker. */
 export type ToWorker =

@@ -61,6 +61,14 @@ const USAGE = `usage: node --import tsx bench/control-plane.ts [options]
   --cpu-prof DIR   profile the NLB (V8 sampling profiler) during registration, the heartbeat
                    phase and ListModules under load; writes nlb-<phase>.cpuprofile files to DIR
                    (summarise them with bench/cpuprofile-top.ts)
+  --heap-prof DIR  the V8 sampling heap profiler over the same phases, keeping allocations that
+                   outlived a scavenge (nlb-<phase>.heapprofile in DIR; --cpu-prof's DIR when
+                   both are given; summarise with bench/heapprofile-top.ts)
+  --nlb-node-options="FLAGS"  extra node/V8 flags for the NLB process only, e.g.
+                   "--trace-gc" or "--max-semi-space-size=4" (to try GC settings)
+  --heap-snapshot DIR  write V8 heap snapshots of the NLB after registration and at the end
+                   (nlb-<when>.heapsnapshot; each forces a full GC first, so the figures
+                   measured after one are not comparable with a run without)
   --help           this text`;
 
 interface Options {
@@ -71,6 +79,9 @@ interface Options {
   listCalls: number;
   runtime: 'compiled' | 'tsx';
   cpuProfDir: string | undefined;
+  heapSnapshotDir: string | undefined;
+  heapProfDir: string | undefined;
+  nlbNodeOptions: string[];
 }
 
 function parseOptions(): Options {
@@ -83,6 +94,9 @@ function parseOptions(): Options {
       'list-calls': { type: 'string', default: '50' },
       runtime: { type: 'string', default: 'compiled' },
       'cpu-prof': { type: 'string' },
+      'heap-snapshot': { type: 'string' },
+      'heap-prof': { type: 'string' },
+      'nlb-node-options': { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -112,6 +126,9 @@ function parseOptions(): Options {
     listCalls: int('list-calls', values['list-calls'], 1, 10_000),
     runtime: runtime(values.runtime),
     cpuProfDir: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
+    heapSnapshotDir: values['heap-snapshot'] ? resolve(values['heap-snapshot']) : undefined,
+    heapProfDir: values['heap-prof'] ? resolve(values['heap-prof']) : undefined,
+    nlbNodeOptions: values['nlb-node-options'].split(/\s+/).filter(Boolean),
   };
 }
 
@@ -236,7 +253,7 @@ async function startNlbChild(
     heartbeatIntervalSeconds: HEARTBEAT_INTERVAL_S,
   };
   const child = fork(script, [JSON.stringify(config)], {
-    execArgv: opts.runtime === 'tsx' ? ['--import', 'tsx'] : [],
+    execArgv: [...(opts.runtime === 'tsx' ? ['--import', 'tsx'] : []), ...opts.nlbNodeOptions],
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   nlbChild = child;
@@ -458,6 +475,16 @@ function table(rows: Array<[string, string, string?, boolean?]>): string {
 const mem = (m: { rss: number; heapUsed: number; heapTotal: number; buffers: number }) =>
   `${f0(m.rss)} MB (heap ${f0(m.heapUsed)} used of ${f0(m.heapTotal)}, array buffers ${f0(m.buffers)})`;
 
+/** The larger V8 heap spaces, committed MB: "new 32, old 150, code 6, large 12". */
+const spaces = (s: Record<string, number>) =>
+  Object.entries(s)
+    .filter(([, bytes]) => bytes >= 512 * 1024)
+    .map(
+      ([name, bytes]) =>
+        `${name.replace(/_space$/, '').replace(/_object$/, '')} ${f0(bytes / (1024 * 1024))}`,
+    )
+    .join(', ') + ' MB';
+
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
 // ---- main ------------------------------------------------------------------------------------
@@ -486,28 +513,42 @@ async function main(opts: Options): Promise<number> {
   const memory = async () => {
     const waiting = next<Extract<FromNlb, { type: 'memory' }>>(nlb.child, 'memory', 10_000, 'the NLB');
     nlb.child.send({ type: 'memory' } satisfies ToNlb);
-    const { usage } = await waiting;
+    const { usage, spaces } = await waiting;
     const mb = (n: number) => n / (1024 * 1024);
     return {
       ...processMemoryMb(pid),
       heapUsed: mb(usage.heapUsed),
       heapTotal: mb(usage.heapTotal),
       buffers: mb(usage.arrayBuffers),
+      spaces,
     };
   };
-  /** Runs `f` with the NLB's CPU profiler on when --cpu-prof is given. */
+  /** Writes a heap snapshot of the NLB when --heap-snapshot is given. */
+  const heapSnapshot = async (name: string) => {
+    if (!opts.heapSnapshotDir) return;
+    mkdirSync(opts.heapSnapshotDir, { recursive: true });
+    const file = join(opts.heapSnapshotDir, `nlb-${name}.heapsnapshot`);
+    const written = next(nlb.child, 'heap-snapshot-written', 300_000, 'the NLB');
+    nlb.child.send({ type: 'heap-snapshot', file } satisfies ToNlb);
+    await written;
+    log(`NLB heap snapshot ${name}: ${file}`);
+  };
+  /** Runs `f` with the NLB's CPU and/or heap profiler on when --cpu-prof / --heap-prof is given. */
   const profiled = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
-    if (!opts.cpuProfDir) return f();
-    mkdirSync(opts.cpuProfDir, { recursive: true });
+    const dir = opts.cpuProfDir ?? opts.heapProfDir;
+    if (!dir) return f();
+    mkdirSync(dir, { recursive: true });
     const started = next(nlb.child, 'profiling', 10_000, 'the NLB');
-    nlb.child.send({ type: 'profile-start' } satisfies ToNlb);
+    nlb.child.send({
+      type: 'profile-start',
+      cpu: Boolean(opts.cpuProfDir),
+      heap: Boolean(opts.heapProfDir),
+    } satisfies ToNlb);
     await started;
     const result = await f();
-    const file = join(opts.cpuProfDir, `nlb-${name}.cpuprofile`);
-    const written = next(nlb.child, 'profiled', 60_000, 'the NLB');
-    nlb.child.send({ type: 'profile-stop', file } satisfies ToNlb);
-    await written;
-    log(`NLB CPU profile of ${name}: ${file}`);
+    const written = next<Extract<FromNlb, { type: 'profiled' }>>(nlb.child, 'profiled', 60_000, 'the NLB');
+    nlb.child.send({ type: 'profile-stop', base: join(dir, `nlb-${name}`) } satisfies ToNlb);
+    for (const file of (await written).files) log(`NLB profile of ${name}: ${file}`);
     return result;
   };
   const rssBefore = await memory();
@@ -529,6 +570,7 @@ async function main(opts: Options): Promise<number> {
   }
   await sleep(1000);
   const rssAfterRegistration = await memory();
+  await heapSnapshot('after-registration');
 
   // Warm-up: one heartbeat from every instance, so that each has stats to filter and sort on.
   log('warm-up: one heartbeat from every instance');
@@ -596,6 +638,7 @@ async function main(opts: Options): Promise<number> {
   client.close();
   await sleep(1000);
   const rssEnd = await memory();
+  await heapSnapshot('end');
 
   // ---- report ----
   const cpuPerHbUs = hb.answered ? (hbCpu.nlbCpuMs * 1000) / hb.answered : NaN;
@@ -683,6 +726,7 @@ async function main(opts: Options): Promise<number> {
     ['NLB RSS after the heartbeat phase', mem(rssAfterHeartbeats)],
     ['NLB RSS at the end', mem(rssEnd), '< 300 MB', rssEnd.rss < TARGET_RSS_MB],
     ['NLB peak RSS (VmHWM)', `${f0(rssEnd.peak)} MB`, '< 300 MB', rssEnd.peak < TARGET_RSS_MB],
+    ['V8 heap spaces at the end (committed)', spaces(rssEnd.spaces)],
   );
 
   console.log('');
@@ -690,7 +734,8 @@ async function main(opts: Options): Promise<number> {
   console.log(
     `machine: ${cores} cores (nproc), Node ${process.version}, ${process.platform} ${process.arch}; NLB ${opts.runtime}; ` +
       `${f0(opts.instances)} instances, ${opts.clients} load-generator processes × ${opts.inflight} calls in flight, ` +
-      `${opts.seconds} s of heartbeats${opts.cpuProfDir ? '; NLB profiled (its CPU figures include the profiler)' : ''}`,
+      `${opts.seconds} s of heartbeats${opts.cpuProfDir || opts.heapProfDir ? '; NLB profiled (its CPU figures include the profiler)' : ''}` +
+      `${opts.nlbNodeOptions.length ? `; NLB node options: ${opts.nlbNodeOptions.join(' ')}` : ''}`,
   );
   console.log(
     `note: the load generator shares these ${cores} cores with the NLB, so heartbeats/s is bounded by both; ` +

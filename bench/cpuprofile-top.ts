@@ -48,7 +48,7 @@ function where(url: string): string {
   if (!url) return '';
   const path = url.startsWith('file://') ? new URL(url).pathname : url;
   // The benchmark compiles the NLB into a temp dir (gone by now): show repository paths.
-  const built = /\/mp-bench-cp-[^/]+\/build\/(.*)$/.exec(path);
+  const built = /\/mp-bench-(?:cp|dp)-[^/]+\/build\/(.*)$/.exec(path);
   if (built) return built[1];
   return path.startsWith('/') ? relative(cwd, path) : path;
 }

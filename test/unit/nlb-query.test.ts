@@ -184,3 +184,60 @@ describe('applyQuery errors', () => {
     expect(e.message).toMatch(/^invalid query: 3 problems: /);
   });
 });
+
+describe('applyQuery over items already sorted by a unique field (sortedBy)', () => {
+  // 200 items in id order, with repeated types and connection counts (ties for other sorts).
+  const SORTED: Item[] = Array.from({ length: 200 }, (_, i) => ({
+    id: `id-${String(i).padStart(3, '0')}`,
+    type: ['ALB', 'DBLB', 'AILB'][i % 3],
+    conns: (i * 7) % 13,
+    draining: i % 5 === 0,
+  }));
+  const SHUFFLED = [...SORTED].sort(
+    (a, b) => ((a.conns * 31 + a.id.length) % 17) - ((b.conns * 31 + b.id.length) % 17),
+  );
+  const notDraining = (i: Item) => !i.draining;
+
+  it.each<Partial<QuerySpec>>([
+    {},
+    { page: 3, pageSize: 25 },
+    { sortBy: 'instance_id', sortDesc: true, page: 2, pageSize: 30 },
+    { sortDesc: true, pageSize: 1000 },
+    { ...filter('module_type', 'eq', 'dblb'), page: 2, pageSize: 10 },
+    { ...filter('connections', 'gte', '6'), sortBy: 'instance_id', sortDesc: true, pageSize: 7, page: 4 },
+    { ...filter('instance_id', 'prefix', 'ID-1'), page: 9, pageSize: 50 },
+  ])('gives the same page as sorting everything: %o', (spec) => {
+    for (const where of [undefined, notDraining]) {
+      const full = applyQuery(where ? SHUFFLED.filter(where) : SHUFFLED, q(spec), FIELDS, 'instance_id');
+      const fast = applyQuery(SORTED, q(spec), FIELDS, 'instance_id', { sortedBy: 'instance_id', where });
+      expect(fast).toEqual(full);
+    }
+  });
+
+  it('sorts by other fields as before, breaking ties by input order, after `where`', () => {
+    const spec = q({ sortBy: 'connections', sortDesc: true, page: 2, pageSize: 20 });
+    expect(
+      applyQuery(SHUFFLED, spec, FIELDS, 'instance_id', { sortedBy: 'instance_id', where: notDraining }),
+    ).toEqual(applyQuery(SHUFFLED.filter(notDraining), spec, FIELDS, 'instance_id'));
+  });
+
+  it('returns the pages of the input slice by slice when nothing filters', () => {
+    const r = applyQuery(SORTED, q({ page: 2, pageSize: 50 }), FIELDS, 'instance_id', {
+      sortedBy: 'instance_id',
+    });
+    expect(r.items).toEqual(SORTED.slice(50, 100));
+    expect(r).toMatchObject({ total: 200, totalPages: 4 });
+    const desc = q({ sortBy: 'instance_id', sortDesc: true, page: 4, pageSize: 60 });
+    expect(applyQuery(SORTED, desc, FIELDS, undefined, { sortedBy: 'instance_id' }).items).toEqual(
+      SORTED.slice(0, 20).reverse(),
+    );
+  });
+
+  it('judges a numeric comparison by the first item `where` keeps', () => {
+    const gt = filter('connections', 'gt', 'many');
+    // Nothing kept: nothing to compare, no error (as when filtering first).
+    expect(applyQuery(SORTED, q(gt), FIELDS, 'instance_id', { where: () => false }).total).toBe(0);
+    const e = domainError(() => applyQuery(SORTED, q(gt), FIELDS, 'instance_id', { where: notDraining }));
+    expect(e.details.problems).toBe('query filter on connections compares numbers; "many" is not a number');
+  });
+});

@@ -232,6 +232,52 @@ describe('Registry.heartbeat', () => {
     expect(reg.heartbeat('alb-1', 'reg-1', null, null, T0 + 2).outcome.instructions).toEqual({});
   });
 
+  it("keeps its own copy of the stats: later heartbeats update it, the caller's object is not kept", () => {
+    const { reg } = withOne();
+    const first = { ...emptyStats(), totalRequests: 10, cpuUsagePercent: 12.5, custom: { queue_depth: '3' } };
+    reg.heartbeat('alb-1', 'reg-1', null, first, T0 + 1);
+    const kept = reg.get('alb-1')!.stats!;
+    expect(kept).not.toBe(first);
+    first.totalRequests = 999; // the caller reusing its object changes nothing here
+    first.custom.queue_depth = '99';
+    expect(kept).toMatchObject({ totalRequests: 10, custom: { queue_depth: '3' } });
+
+    const second = { ...emptyStats(), totalRequests: 20, cpuUsagePercent: 70, custom: { queue_depth: '4' } };
+    reg.heartbeat('alb-1', 'reg-1', null, second, T0 + 2);
+    expect(reg.get('alb-1')!.stats).toEqual(second);
+    // A heartbeat without stats keeps the last ones.
+    reg.heartbeat('alb-1', 'reg-1', null, null, T0 + 3);
+    expect(reg.get('alb-1')!.stats).toEqual(second);
+  });
+
+  it('updates custom stats, dropping keys no longer reported', () => {
+    const { reg } = withOne();
+    reg.heartbeat('alb-1', 'reg-1', null, { ...emptyStats(), custom: { a: '1', b: '2' } }, T0 + 1);
+    const before = reg.get('alb-1')!.stats!.custom;
+    reg.heartbeat('alb-1', 'reg-1', null, { ...emptyStats(), custom: { a: '1', b: '2' } }, T0 + 2);
+    expect(reg.get('alb-1')!.stats!.custom).toBe(before); // same keys: updated in place
+    reg.heartbeat('alb-1', 'reg-1', null, { ...emptyStats(), custom: { a: '7', b: '8' } }, T0 + 2);
+    expect(reg.get('alb-1')!.stats!.custom).toEqual({ a: '7', b: '8' });
+    reg.heartbeat('alb-1', 'reg-1', null, { ...emptyStats(), custom: { a: '1' } }, T0 + 3);
+    expect(reg.get('alb-1')!.stats!.custom).toEqual({ a: '1' });
+    reg.heartbeat('alb-1', 'reg-1', null, { ...emptyStats(), custom: { a: '1', c: '5' } }, T0 + 4);
+    expect(reg.get('alb-1')!.stats!.custom).toEqual({ a: '1', c: '5' });
+    reg.heartbeat('alb-1', 'reg-1', null, { ...emptyStats(), custom: {} }, T0 + 5);
+    expect(reg.get('alb-1')!.stats!.custom).toEqual({});
+  });
+
+  it('an empty answer is not the queue: instructions queued after it go out with the next heartbeat', () => {
+    const { reg } = withOne();
+    const empty = reg.heartbeat('alb-1', 'reg-1', null, null, T0 + 1).outcome.instructions;
+    expect(empty).toEqual({});
+    reg.queueInstruction('alb-1', 'reload', 'true');
+    expect(empty).toEqual({});
+    expect(reg.heartbeat('alb-1', 'reg-1', null, null, T0 + 2).outcome.instructions).toEqual({
+      reload: 'true',
+    });
+    expect(reg.heartbeat('alb-1', 'reg-1', null, null, T0 + 3).outcome.instructions).toEqual({});
+  });
+
   it('refuses to queue an instruction for an unknown instance', () => {
     const e = domainError(() => newRegistry().queueInstruction('ghost', 'a', 'b'));
     expect(e.kind).toBe('not_found');
@@ -401,5 +447,41 @@ describe('Registry.routable and connections', () => {
     const reg = newRegistry();
     for (const id of ['c', 'a', 'b']) reg.register(spec({ instanceId: id }), 'HEALTHY', T0);
     expect(reg.all().map((r) => r.instanceId)).toEqual(['c', 'a', 'b']);
+  });
+
+  it('keeps an id-ordered view (code-point order) through registrations, replacements and removals', () => {
+    const reg = newRegistry();
+    const ids = () => reg.sortedById().map((r) => r.instanceId);
+    for (const id of ['m', 'b', 'Z', 'x', 'b-2', 'a', 'é'])
+      reg.register(spec({ instanceId: id }), 'HEALTHY', T0);
+    expect(ids()).toEqual(['Z', 'a', 'b', 'b-2', 'm', 'x', 'é']);
+    // An idempotent re-registration changes nothing; a new owner after the lease lapsed replaces.
+    reg.register(spec({ instanceId: 'm' }), 'HEALTHY', T0 + 1);
+    const replaced = reg.register(spec({ instanceId: 'x', address: '10.0.0.9:1' }), 'HEALTHY', T0 + 40_000);
+    expect(ids()).toEqual(['Z', 'a', 'b', 'b-2', 'm', 'x', 'é']);
+    expect(reg.sortedById()[5]).toBe(replaced.record);
+    reg.unregister('b', '', false, 0, T0 + 40_000);
+    expect(ids()).toEqual(['Z', 'a', 'b-2', 'm', 'x', 'é']);
+    // Graceful with connections: stays until drained, then the sweep removes it from both views.
+    reg.addConnections('a', 1);
+    reg.unregister('a', '', true, 1_000, T0 + 40_000);
+    expect(ids()).toContain('a');
+    reg.addConnections('a', -1);
+    reg.sweep(T0 + 40_001);
+    expect(ids()).not.toContain('a');
+    // Eviction of everything that went silent (all but x, which registered at T0 + 40 s).
+    reg.sweep(T0 + 300_000 + 1);
+    expect(ids()).toEqual(['x']);
+    expect(reg.all().map((r) => r.instanceId)).toEqual(['x']);
+  });
+
+  it("keeps only the spec's own fields on the record", () => {
+    const reg = newRegistry();
+    const extra = { ...spec(), note: 'not a spec field' } as InstanceSpec;
+    const { record } = reg.register(extra, 'HEALTHY', T0);
+    expect(record).not.toHaveProperty('note');
+    reg.register(extra, 'HEALTHY', T0 + 1); // refresh
+    expect(record).not.toHaveProperty('note');
+    expect(Object.keys(record).sort()).toEqual(Object.keys(instance()).sort());
   });
 });

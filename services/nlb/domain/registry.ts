@@ -3,7 +3,13 @@
  * machine, graceful draining and eviction. Pure: time comes in as `nowMs`, ids from `newId`.
  */
 import { alreadyExists, failedPrecondition, notFound } from '../../shared/errors.js';
-import type { Health, InstanceRecord, InstanceSpec, InstanceStats } from './types.js';
+import {
+  emptyStats,
+  type Health,
+  type InstanceRecord,
+  type InstanceSpec,
+  type InstanceStats,
+} from './types.js';
 
 export interface LeaseTimings {
   heartbeatIntervalMs: number;
@@ -40,8 +46,14 @@ export type HeartbeatOutcome =
 /** Health an instance may report that the registry accepts as-is. */
 const REPORTABLE: ReadonlySet<Health> = new Set(['HEALTHY', 'DEGRADED', 'UNHEALTHY', 'STARTING', 'STOPPING']);
 
+/** The answer to a heartbeat when nothing is queued (shared: most heartbeats carry nothing back). */
+const NO_INSTRUCTIONS: Record<string, string> = Object.freeze({});
+
 export class Registry {
   private readonly instances = new Map<string, InstanceRecord>();
+  /** The same records ordered by instance id (code-point order), kept up to date on every change. */
+  private readonly byId: InstanceRecord[] = [];
+  private readonly strings = new Interner(4096);
 
   constructor(
     private timings: LeaseTimings,
@@ -70,6 +82,64 @@ export class Registry {
     return [...this.instances.values()];
   }
 
+  /**
+   * Every instance ordered by instance id (code-point order, as query sorts strings), without a
+   * copy: a live view that the next registration or removal changes. Do not modify it or keep it.
+   */
+  sortedById(): readonly InstanceRecord[] {
+    return this.byId;
+  }
+
+  /**
+   * The spec as the registry keeps it: the strings that many instances repeat (controller
+   * address, version, metadata and capability values) point to one copy each (every
+   * registration decodes its own, and at 10k instances the duplicates were megabytes of heap).
+   */
+  private shared(spec: InstanceSpec): InstanceSpec {
+    const share = (m: Record<string, string>) =>
+      Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.strings.get(v)]));
+    // Only the spec's own fields (a spec object may carry more), in one order.
+    return {
+      instanceId: spec.instanceId,
+      moduleType: spec.moduleType,
+      address: this.strings.get(spec.address),
+      trafficAddress: spec.trafficAddress,
+      version: this.strings.get(spec.version),
+      maxConnections: spec.maxConnections,
+      metadata: share(spec.metadata),
+      protocols: spec.protocols,
+      proxyProtocol: spec.proxyProtocol,
+      startedAtMs: spec.startedAtMs,
+      capabilities: share(spec.capabilities),
+    };
+  }
+
+  /** Where `instanceId` is, or would go, in `byId`. */
+  private position(instanceId: string): number {
+    let lo = 0;
+    let hi = this.byId.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.byId[mid].instanceId < instanceId) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Stores a record (new, or replacing the one with its id) in both orders. */
+  private put(record: InstanceRecord): void {
+    this.instances.set(record.instanceId, record);
+    const at = this.position(record.instanceId);
+    if (this.byId[at]?.instanceId === record.instanceId) this.byId[at] = record;
+    else this.byId.splice(at, 0, record);
+  }
+
+  private remove(instanceId: string): void {
+    this.instances.delete(instanceId);
+    const at = this.position(instanceId);
+    if (this.byId[at]?.instanceId === instanceId) this.byId.splice(at, 1);
+  }
+
   /** Whether new connections may go to this instance. */
   static routable(r: InstanceRecord): boolean {
     return (
@@ -79,10 +149,11 @@ export class Registry {
 
   /** Registers (or idempotently refreshes) an instance. Validation happens before this call. */
   register(
-    spec: InstanceSpec,
+    given: InstanceSpec,
     initialHealth: Health,
     nowMs: number,
   ): { record: InstanceRecord; events: RegistryEvent[] } {
+    const spec = this.shared(given);
     const existing = this.instances.get(spec.instanceId);
     if (existing) {
       const sameOwner =
@@ -122,8 +193,20 @@ export class Registry {
         return { record: existing, events };
       }
     }
+    // Every field spelled out, in one order: all records share one hidden class, so the code that
+    // reads them stays monomorphic (a spread here gave each of 10k records a class of its own).
     const record: InstanceRecord = {
-      ...spec,
+      instanceId: spec.instanceId,
+      moduleType: spec.moduleType,
+      address: spec.address,
+      trafficAddress: spec.trafficAddress,
+      version: spec.version,
+      maxConnections: spec.maxConnections,
+      metadata: spec.metadata,
+      protocols: spec.protocols,
+      proxyProtocol: spec.proxyProtocol,
+      startedAtMs: spec.startedAtMs,
+      capabilities: spec.capabilities,
       registrationId: this.newId(),
       registeredAtMs: nowMs,
       lastHeartbeatAtMs: nowMs,
@@ -135,7 +218,7 @@ export class Registry {
       connections: existing?.connections ?? 0,
       pendingInstructions: {},
     };
-    this.instances.set(spec.instanceId, record);
+    this.put(record);
     return { record, events: [{ type: 'registered', instance: record, replaced: existing !== undefined }] };
   }
 
@@ -165,7 +248,7 @@ export class Registry {
     const r = this.requireRegistration(instanceId, registrationId);
     const openConnections = Math.max(r.connections, r.stats?.activeConnections ?? 0);
     if (!graceful || r.connections === 0) {
-      this.instances.delete(instanceId);
+      this.remove(instanceId);
       return {
         openConnections,
         events: [{ type: 'removed', instance: r, reason: graceful ? 'drained' : 'unregistered' }],
@@ -216,7 +299,12 @@ export class Registry {
       };
     }
     r.lastHeartbeatAtMs = nowMs;
-    if (stats) r.stats = stats;
+    // Copied into the record's own stats object: a heartbeat leaves no new object behind that
+    // lives until the next one (at fleet scale those all reached the old generation as garbage).
+    if (stats) {
+      if (r.stats) copyStats(r.stats, stats);
+      else r.stats = copyStats(emptyStats(), stats);
+    }
     const events: RegistryEvent[] = [];
     if (reported && REPORTABLE.has(reported)) r.reportedHealth = reported;
     if (!r.draining) {
@@ -226,8 +314,10 @@ export class Registry {
         r.health = to;
       }
     }
-    const instructions = r.pendingInstructions;
-    r.pendingInstructions = r.draining ? { drain: 'true' } : {};
+    let instructions = r.pendingInstructions;
+    if (r.draining) r.pendingInstructions = { drain: 'true' };
+    else if (isEmpty(instructions)) instructions = NO_INSTRUCTIONS;
+    else r.pendingInstructions = {};
     return { outcome: { acknowledged: true, instance: r, instructions }, events };
   }
 
@@ -246,16 +336,16 @@ export class Registry {
       const silentMs = nowMs - r.lastHeartbeatAtMs;
       if (r.draining) {
         if (r.connections <= 0) {
-          this.instances.delete(r.instanceId);
+          this.remove(r.instanceId);
           events.push({ type: 'removed', instance: r, reason: 'drained' });
         } else if (r.drainDeadlineMs !== null && nowMs >= r.drainDeadlineMs) {
-          this.instances.delete(r.instanceId);
+          this.remove(r.instanceId);
           events.push({ type: 'removed', instance: r, reason: 'drain-timeout' });
         }
         continue;
       }
       if (silentMs >= evictAfterMs) {
-        this.instances.delete(r.instanceId);
+        this.remove(r.instanceId);
         events.push({ type: 'removed', instance: r, reason: 'evicted' });
       } else if (silentMs >= missedHeartbeats * heartbeatIntervalMs && r.health !== 'UNHEALTHY') {
         events.push({
@@ -275,5 +365,58 @@ export class Registry {
   addConnections(instanceId: string, delta: number): void {
     const r = this.instances.get(instanceId);
     if (r) r.connections = Math.max(0, r.connections + delta);
+  }
+}
+
+/** Copies `from` into `into` field by field (`custom` too, as long as its keys stay the same). */
+function copyStats(into: InstanceStats, from: InstanceStats): InstanceStats {
+  into.totalRequests = from.totalRequests;
+  into.successfulRequests = from.successfulRequests;
+  into.failedRequests = from.failedRequests;
+  into.activeConnections = from.activeConnections;
+  into.totalConnections = from.totalConnections;
+  into.avgLatencyMs = from.avgLatencyMs;
+  into.p50LatencyMs = from.p50LatencyMs;
+  into.p95LatencyMs = from.p95LatencyMs;
+  into.p99LatencyMs = from.p99LatencyMs;
+  into.bytesReceived = from.bytesReceived;
+  into.bytesSent = from.bytesSent;
+  into.cpuUsagePercent = from.cpuUsagePercent;
+  into.memoryUsageMb = from.memoryUsageMb;
+  into.sinceMs = from.sinceMs;
+  if (sameKeys(into.custom, from.custom)) {
+    for (const k of Object.keys(from.custom)) into.custom[k] = from.custom[k];
+  } else {
+    into.custom = { ...from.custom };
+  }
+  return into;
+}
+
+/** Whether both have the same own keys. Keys only: the values are then copied one by one. */
+function sameKeys(a: Record<string, string>, b: Record<string, string>): boolean {
+  let n = 0;
+  for (const k of Object.keys(b)) {
+    if (!Object.hasOwn(a, k) || k === '__proto__') return false;
+    n++;
+  }
+  return n === Object.keys(a).length;
+}
+
+function isEmpty(o: Record<string, string>): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
+/** One copy per distinct short string, up to `max` distinct strings (then strings pass through). */
+class Interner {
+  private readonly known = new Map<string, string>();
+
+  constructor(private readonly max: number) {}
+
+  get(s: string): string {
+    const known = this.known.get(s);
+    if (known !== undefined) return known;
+    if (this.known.size < this.max && s.length <= 256) this.known.set(s, s);
+    return s;
   }
 }
