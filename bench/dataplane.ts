@@ -1,8 +1,9 @@
 /**
  * Data-plane benchmark (`npm run bench:dataplane -- [--seconds 10] [--reps 3] [--pin]`): in one
  * run on one machine, measures HTTP keep-alive requests/s and p99, new connections/s and bulk
- * Gbit/s for three paths to the same nginx backend: direct, HAProxy in `mode tcp` (1 thread),
- * and the NLB (a sniffing listener; the backend registered by hand over gRPC, PROXY header off).
+ * Gbit/s for three paths to the same nginx backend: direct, HAProxy in `mode tcp` (N threads),
+ * and the NLB (a sniffing listener served by N data-plane workers; the backend registered by
+ * hand over gRPC, PROXY header off).
  * Repetitions are interleaved (rep → test → path), figures are medians, and the proxies' CPU
  * per request / connection / GB comes from /proc/<pid>/stat (PERF-NOTES.md "How to measure
  * fairly"). The machine may be shared: every measurement also records the CPU that processes
@@ -18,6 +19,7 @@ import {
   copyFileSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -71,9 +73,14 @@ const USAGE = `usage: node --import tsx bench/dataplane.ts [options]
                     disturbed attempt (default 2)
   --quiet-wait S    before each measurement, wait up to S seconds for other processes to
                     use at most --max-other (default 30)
+  --workers N       the NLB's data-plane workers (dataplane.workers; default 1: the NLB's own
+                    process serves the listener)
+  --haproxy-threads N
+                    HAProxy's nbthread (default: the same as --workers, the fair comparison)
   --cpu-prof DIR    after the measured repetitions, profile the NLB (V8 sampling profiler)
                     during one extra run of each test; writes DIR/nlb-<test>.cpuprofile
                     (summarise with bench/cpuprofile-top.ts). The table is not affected.
+                    Needs --workers 1 (it profiles the NLB's own process).
   --help            this text`;
 
 const TESTS = ['keepalive', 'conn', 'bulk'] as const;
@@ -91,6 +98,8 @@ interface Options {
   retries: number;
   quietWaitS: number;
   cpuProfDir: string | undefined;
+  workers: number;
+  haproxyThreads: number;
 }
 
 function parseOptions(): Options {
@@ -105,6 +114,8 @@ function parseOptions(): Options {
       retries: { type: 'string', default: '2' },
       'quiet-wait': { type: 'string', default: '30' },
       'cpu-prof': { type: 'string' },
+      workers: { type: 'string', default: '1' },
+      'haproxy-threads': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -128,7 +139,12 @@ function parseOptions(): Options {
     for (const i of items) if (!all.includes(i as T)) fail(`--${name}: ${i} is not one of ${all.join(', ')}`);
     return all.filter((a) => items.includes(a));
   };
+  const workers = num('workers', values.workers, 1, 64);
+  if (values['cpu-prof'] && workers > 1)
+    fail('--cpu-prof profiles the NLB process itself: use it with --workers 1');
   return {
+    workers,
+    haproxyThreads: num('haproxy-threads', values['haproxy-threads'] ?? String(workers), 1, 64),
     seconds: num('seconds', values.seconds, 1, 600),
     reps: num('reps', values.reps, 1, 50),
     pin: values.pin,
@@ -381,11 +397,13 @@ async function startHaproxy(
   dir: string,
   backendPort: number,
   core: number | null,
+  threads: number,
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
-  // mode tcp, one thread (our worker count), default buffers, no logging: PERF-NOTES' fair setup.
+  // mode tcp, as many threads as the NLB has workers, default buffers, no logging: PERF-NOTES'
+  // fair setup.
   const conf = `global
-  nbthread 1
+  nbthread ${threads}
   maxconn 4096
 
 defaults
@@ -464,6 +482,8 @@ async function build(): Promise<{ nlb: string; bulk: string }> {
     ...['--resolveJsonModule', '--types', 'node', '--sourceMap', 'false'],
     join(here, 'dataplane-nlb.ts'),
     join(here, 'dataplane-bulk.ts'),
+    // Forked by the NLB, not imported: tsc would not find it through the imports.
+    join(root, 'services', 'nlb', 'dataplane', 'worker-main.ts'),
   ];
   await promisify(execFile)(process.execPath, [tsc, ...args], { cwd: root }).catch(
     (e: { stdout?: string; message: string }) => {
@@ -480,6 +500,7 @@ async function build(): Promise<{ nlb: string; bulk: string }> {
 async function startNlbChild(
   script: string,
   core: number | null,
+  workers: number,
 ): Promise<{ child: ChildProcess; grpcPort: number; port: number }> {
   const config = {
     grpc: { host: '127.0.0.1', port: 0 },
@@ -489,6 +510,7 @@ async function startNlbChild(
     // No heartbeats are sent: the hand-registered instance must stay healthy through the run.
     heartbeatIntervalSeconds: 3600,
     listeners: [{ name: 'bench', address: '127.0.0.1', port: 0, mode: 'sniff' }],
+    dataplane: { workers },
   };
   // fork() runs `execPath ...execArgv script`: taskset execs node, which keeps the IPC channel.
   const child = track(
@@ -591,6 +613,21 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 let clockTicks = 100;
 
+/** Live child processes of `pid` (the NLB's data-plane workers), from /proc. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 /** utime + stime (+ cutime + cstime: reaped children, e.g. wrk) of a process, in ms. */
 function pidCpuMs(pid: number | undefined, withChildren = false): number {
   if (!pid) return 0;
@@ -616,6 +653,8 @@ interface Pids {
   backend: number;
   haproxy?: number;
   nlb?: number;
+  /** The NLB's data-plane worker processes (none with --workers 1). */
+  nlbWorkers?: number[];
 }
 let pids: Pids = { backend: 0 };
 
@@ -627,14 +666,21 @@ interface CpuSnapshot {
   backend: number;
 }
 
+/** A process's CPU, and for the NLB its workers' too. */
+function proxyCpuMs(pid: number | undefined): number {
+  let ms = pidCpuMs(pid);
+  if (pid !== undefined && pid === pids.nlb) for (const w of pids.nlbWorkers ?? []) ms += pidCpuMs(w);
+  return ms;
+}
+
 function snapshot(proxyPid: number | undefined): CpuSnapshot {
   const ours =
-    pidCpuMs(process.pid, true) + pidCpuMs(pids.backend) + pidCpuMs(pids.haproxy) + pidCpuMs(pids.nlb);
+    pidCpuMs(process.pid, true) + pidCpuMs(pids.backend) + pidCpuMs(pids.haproxy) + proxyCpuMs(pids.nlb);
   return {
     at: performance.now(),
     machine: machineCpu(),
     ours,
-    proxy: pidCpuMs(proxyPid),
+    proxy: proxyCpuMs(proxyPid),
     backend: pidCpuMs(pids.backend),
   };
 }
@@ -815,11 +861,15 @@ function cpuPer(test: TestName, s: Sample): number {
 
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
-const PATH_LABEL: Record<PathName, string> = {
-  direct: 'direct (nginx, no proxy)',
-  haproxy: 'HAProxy mode tcp, 1 thread',
-  nlb: 'NLB sniffing listener, 1 process',
-};
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+const nlbShape = (workers: number) =>
+  workers === 1 ? '1 process' : `${workers} workers (+ the control-plane process)`;
+const pathLabel = (p: PathName, o: Options): string =>
+  p === 'direct'
+    ? 'direct (nginx, no proxy)'
+    : p === 'haproxy'
+      ? `HAProxy mode tcp, ${plural(o.haproxyThreads, 'thread')}`
+      : `NLB sniffing listener, ${nlbShape(o.workers)}`;
 
 // ---- main ------------------------------------------------------------------------------------
 
@@ -849,10 +899,17 @@ async function main(opts: Options): Promise<number> {
   const scripts = await build();
   log('starting nginx, HAProxy, the NLB');
   const nginx = await startNginx(join(tmp, 'nginx'), genCore);
-  const haproxy = await startHaproxy(tmp, nginx.port, proxyCore);
+  const haproxy = await startHaproxy(tmp, nginx.port, proxyCore, opts.haproxyThreads);
   const controllerPort = await startController();
-  const nlb = await startNlbChild(scripts.nlb, proxyCore);
-  pids = { backend: nginx.child.pid!, haproxy: haproxy.child.pid!, nlb: nlb.child.pid! };
+  const nlb = await startNlbChild(scripts.nlb, proxyCore, opts.workers);
+  pids = {
+    backend: nginx.child.pid!,
+    haproxy: haproxy.child.pid!,
+    nlb: nlb.child.pid!,
+    nlbWorkers: opts.workers > 1 ? childPids(nlb.child.pid!) : [],
+  };
+  if (opts.workers > 1 && pids.nlbWorkers!.length !== opts.workers)
+    throw new Error(`the NLB runs ${pids.nlbWorkers!.length} worker process(es), not ${opts.workers}`);
   await registerBackend(nlb.grpcPort, controllerPort, nginx.port);
   const ports: Record<PathName, number> = { direct: nginx.port, haproxy: haproxy.port, nlb: nlb.port };
   for (const p of PATHS) {
@@ -867,7 +924,7 @@ async function main(opts: Options): Promise<number> {
   const ctx: Ctx = { opts, ports, bulkScript: scripts.bulk, wrkThreads: opts.pin ? 1 : 2, genCore };
   log(
     `nginx :${nginx.port} (pid ${pids.backend}), HAProxy :${haproxy.port} (pid ${pids.haproxy}), ` +
-      `NLB :${nlb.port} (pid ${pids.nlb}, gRPC :${nlb.grpcPort}); every path answers`,
+      `NLB :${nlb.port} (pid ${pids.nlb}${pids.nlbWorkers!.length ? `, workers ${pids.nlbWorkers!.join(', ')}` : ''}, gRPC :${nlb.grpcPort}); every path answers`,
   );
 
   const bulkSamples = Math.ceil(MIN_BULK_SAMPLES / opts.reps);
@@ -964,8 +1021,8 @@ async function main(opts: Options): Promise<number> {
   );
   out.push(
     opts.pin
-      ? 'cores: pinned: wrk (1 thread) / bulk client and nginx on core 0, the proxy alone on core 1; direct: nginx on core 1'
-      : 'cores: nothing pinned; wrk 2 threads; HAProxy 1 thread, NLB 1 process',
+      ? `cores: pinned: wrk (1 thread) / bulk client and nginx on core 0, the proxy alone on core 1 (HAProxy ${plural(opts.haproxyThreads, 'thread')}, NLB ${nlbShape(opts.workers)}); direct: nginx on core 1`
+      : `cores: nothing pinned; wrk 2 threads; HAProxy ${plural(opts.haproxyThreads, 'thread')}, NLB ${nlbShape(opts.workers)}`,
   );
   out.push(
     `load: ${CONNECTIONS} wrk connections; keep-alive GET / (${KEEPALIVE_BODY.length}-byte body); new connections: ` +
@@ -999,7 +1056,7 @@ async function main(opts: Options): Promise<number> {
     const proxy = p !== 'direct';
     out.push(
       row([
-        PATH_LABEL[p],
+        pathLabel(p, opts),
         kilo(x.rps),
         `${f2(x.p50)} / ${f2(x.p99)} ms`,
         kilo(x.cps),

@@ -168,10 +168,11 @@ export interface RawClient {
 }
 
 /** Connects to 127.0.0.1:port. */
-export function rawClient(port: number): Promise<RawClient> {
+/** A client of 127.0.0.1:`port`; `from` picks its source address (another 127.x address). */
+export function rawClient(port: number, from?: string): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true, localAddress: from });
     const chunks: Buffer[] = [];
     let size = 0;
     let closedAt = 0;
@@ -307,6 +308,7 @@ export interface ListenerSpec {
   sniffBytes?: number;
   sniffTimeoutMs?: number;
   maxConnections?: number;
+  maxConnectionsPerClient?: number;
   idleTimeoutMs?: number;
 }
 
@@ -317,6 +319,8 @@ export interface DataplaneNlb {
   /** Bound port of a listener. */
   port(name: string): number;
 }
+
+const DEFAULT_WORKERS = Number(process.env.MP_TEST_DATAPLANE_WORKERS ?? 1);
 
 /** Starts NLBs, fake controllers, instances and clients for one test; closeAll() in afterEach. */
 export function createDataplaneHarness() {
@@ -329,7 +333,12 @@ export function createDataplaneHarness() {
     base,
     async startNlb(
       listeners: ListenerSpec[],
-      dataplane: { connectTimeoutMs?: number; connectRetries?: number; drainGraceMs?: number } = {},
+      dataplane: {
+        connectTimeoutMs?: number;
+        connectRetries?: number;
+        drainGraceMs?: number;
+        workers?: number;
+      } = {},
     ): Promise<DataplaneNlb> {
       const config = nlbProcessSchema.parse({
         grpc: { host: '127.0.0.1', port: 0 },
@@ -338,7 +347,9 @@ export function createDataplaneHarness() {
         logLevel: 'silent',
         seed: 7,
         listeners: listeners.map((l) => ({ address: '127.0.0.1', port: 0, ...l })),
-        dataplane: { drainGraceMs: 2000, ...dataplane },
+        // One process unless a test asks for workers; MP_TEST_DATAPLANE_WORKERS=2 runs every
+        // data-plane test through two worker processes.
+        dataplane: { drainGraceMs: 2000, workers: DEFAULT_WORKERS, ...dataplane },
       });
       const handle = await startNlb(config);
       nlbs.push(handle);
@@ -381,10 +392,21 @@ export function createDataplaneHarness() {
         }),
         routes,
       );
+      await h.settled();
       return Object.assign(i, { registrationId });
     },
-    async client(port: number): Promise<RawClient> {
-      const c = await rawClient(port);
+    /**
+     * With workers: waits until they route on the NLB's current state and their reports so far
+     * are in (counters, registry counts, /metrics). Immediate in one process.
+     */
+    async settled(): Promise<void> {
+      for (const n of nlbs) {
+        await n.dataplane.synced();
+        await n.dataplane.flush();
+      }
+    },
+    async client(port: number, from?: string): Promise<RawClient> {
+      const c = await rawClient(port, from);
       clients.push(c);
       return c;
     },

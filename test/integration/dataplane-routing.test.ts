@@ -151,6 +151,7 @@ describe('a sniffing listener', () => {
     const open = await Promise.all([1, 2, 3].map(() => h.client(nlb.port('auto'))));
     for (const c of open) c.write(httpRequest('shop.example.com'));
     await Promise.all(open.map((c) => c.line()));
+    await h.settled();
     const during = await nlb.rpc('getNlbStatus', {});
     expect(during.totalRequests - before.totalRequests).toBe(3);
     expect(during.activeConnections).toBe(3);
@@ -194,6 +195,7 @@ describe('a sniffing listener', () => {
     expect(text).toContain('# TYPE mp_nlb_dataplane_detection_failures_total counter');
 
     await nlb.handle.dataplane.stop(0);
+    // stop() writes the totals into the metrics store once more (the workers' last reports too).
     const stored = nlb.handle.nlb.metrics.latest(['dataplane_connections_total'], { listener: 'auto' });
     expect(stored.map((x) => x.point.value)).toEqual([1]);
   });
@@ -258,6 +260,7 @@ describe('weights', () => {
     await h.registered(nlb.rpc, 'v1', { version: '1.0' }, [route({ protocol: Protocol.PROTOCOL_HTTP })]);
     await h.registered(nlb.rpc, 'v2', { version: '2.0' }, []);
     await setWeight(nlb.rpc, '2.0', 10);
+    await h.settled();
     const counts: Record<string, number> = {};
     const total = 1000;
     let next = 0;

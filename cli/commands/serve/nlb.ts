@@ -88,7 +88,8 @@ Stops gracefully on SIGINT or SIGTERM.`;
         throw e;
       }),
     );
-    const shutdown = createShutdown({ logger });
+    // Open client connections get dataplane.drainGraceMs to finish; leave room for the rest.
+    const shutdown = createShutdown({ logger, timeoutMs: config.dataplane.drainGraceMs + 10_000 });
     shutdown.onShutdown('nlb', () => handle.stop());
     shutdown.installSignalHandlers();
     await new Promise<never>(() => {});

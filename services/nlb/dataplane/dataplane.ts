@@ -2,15 +2,19 @@
  * The data plane: the set of client listeners built from the `listeners` config section, applied
  * live (added, removed, moved, retuned), one outlier detector shared by all of them, and the
  * accounting that feeds Prometheus (through an observer) and the NLB's metrics store.
- * Single process for now; multi-core workers are a follow-up (docs/dataplane.md).
+ * With `workers` > 1 the listeners are served by worker processes that share the listening
+ * sockets (worker-pool.ts); the registry, routing and outlier state stay here (docs/dataplane.md
+ * "Workers").
  */
 import type { TimerHandle } from '../../shared/clock.js';
-import type { Logger } from '../../shared/logger.js';
+import type { LogLevel, Logger } from '../../shared/logger.js';
 import type { Nlb } from '../nlb.js';
 import type { RoutingService } from '../nlb-routing.js';
 import type { CloseReason } from './forward.js';
+import { localLink, type ControlLink } from './link.js';
 import { Listener, type ConnectionLabels, type DataplaneObserver, type ListenerConfig } from './listener.js';
 import { DEFAULT_OUTLIER_POLICY, OutlierDetector, type OutlierPolicy } from './outlier.js';
+import { SharedListener, WorkerPool } from './worker-pool.js';
 
 export type { ConnectionLabels, DataplaneObserver, ListenerConfig } from './listener.js';
 
@@ -25,6 +29,22 @@ export interface DataplaneOptions {
   /** How long removed listeners' connections (and all of them at stop) may run on. */
   drainGraceMs?: number;
   outlier?: OutlierPolicy;
+  /** Worker processes serving the listeners; 1 (the default here) serves them in this process. */
+  workers?: number;
+  /** The workers' log level. */
+  logLevel?: LogLevel;
+}
+
+/** What the Dataplane needs of a running listener, in this process or served by workers. */
+interface RunningListener {
+  config: ListenerConfig;
+  readonly name: string;
+  readonly active: number;
+  address(): { host: string; port: number } | null;
+  bufferedBytes(): number;
+  flushBytes(): void;
+  start(): Promise<{ host: string; port: number }>;
+  stop(graceMs: number): Promise<void>;
 }
 
 export interface ListenerStatus {
@@ -66,9 +86,25 @@ const newTotals = (): Totals => ({
 
 const UNSUPPORTED_MODES = new Set(['udp', 'http3']);
 
+/** Accept-time refusals that are a configured limit (noted as limit hits: metric + log line). */
+const REJECTION_LIMITS = new Map([
+  ['max_connections', 'listener_connections'],
+  ['max_connections_per_client', 'client_connections'],
+]);
+/** Detection failures that are a spent sniff budget. */
+const DETECTION_LIMITS = new Map([
+  ['timeout', 'sniff_time'],
+  ['timeout_no_data', 'sniff_time'],
+  ['sniff_bytes_exceeded', 'sniff_bytes'],
+]);
+
 export class Dataplane {
   readonly outlier: OutlierDetector;
-  private readonly listeners = new Map<string, Listener>();
+  private readonly listeners = new Map<string, RunningListener>();
+  private readonly link: ControlLink;
+  /** Set with `workers` > 1; started with the first listener. */
+  private readonly pool: WorkerPool | null;
+  private poolStarted: Promise<void> | null = null;
   /** Listeners removed or moved by a config change, finishing their connections. */
   private readonly retiring = new Set<Promise<void>>();
   private readonly failures = new Map<string, string>();
@@ -82,6 +118,23 @@ export class Dataplane {
   constructor(private readonly opts: DataplaneOptions) {
     this.outlier = new OutlierDetector(opts.outlier ?? DEFAULT_OUTLIER_POLICY);
     this.observer = this.accounting(opts.observer);
+    const onEjected = (moduleType: string, instanceId: string) =>
+      this.observer.ejected(moduleType, instanceId);
+    this.link = localLink(opts.nlb, opts.routing, this.outlier, opts.logger, onEjected);
+    this.pool =
+      (opts.workers ?? 1) > 1
+        ? new WorkerPool({
+            nlb: opts.nlb,
+            outlier: this.outlier,
+            observer: this.observer,
+            onEjected,
+            logger: opts.logger,
+            logLevel: opts.logLevel ?? 'info',
+            count: opts.workers ?? 1,
+            connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
+            connectRetries: opts.connectRetries ?? 2,
+          })
+        : null;
     opts.nlb.on((e) => {
       if (e.type === 'registry' && e.event.type === 'removed')
         this.outlier.forget(e.event.instance.instanceId);
@@ -109,6 +162,8 @@ export class Dataplane {
       const c = wanted.get(name);
       if (!c || c.address !== l.config.address || c.port !== l.config.port) {
         this.retire(l);
+        // Workers stop accepting one message later: the port is free when it leaves the list.
+        if (l instanceof SharedListener) await l.closed;
         this.listeners.delete(name);
       }
     }
@@ -123,16 +178,8 @@ export class Dataplane {
         this.fail(c, `mode ${c.mode} needs UDP, which the data plane does not serve yet`);
         continue;
       }
-      const l = new Listener(c, {
-        nlb: this.opts.nlb,
-        routing: this.opts.routing,
-        outlier: this.outlier,
-        observer: this.observer,
-        logger: this.opts.logger.child({ listener: c.name }),
-        connectTimeoutMs: this.opts.connectTimeoutMs ?? 2000,
-        connectRetries: this.opts.connectRetries ?? 2,
-      });
       try {
+        const l = await this.createListener(c);
         const a = await l.start();
         this.listeners.set(c.name, l);
         this.totals.set(c.name, this.totals.get(c.name) ?? newTotals());
@@ -144,12 +191,54 @@ export class Dataplane {
     for (const name of this.failures.keys()) if (!wanted.has(name)) this.failures.delete(name);
   }
 
+  /** A listener in this process, or one the workers serve (starting them the first time). */
+  private async createListener(c: ListenerConfig): Promise<RunningListener> {
+    if (this.pool) {
+      this.poolStarted ??= this.pool.start();
+      await this.poolStarted;
+      return new SharedListener(c, this.pool);
+    }
+    return new Listener(c, {
+      link: this.link,
+      observer: this.observer,
+      logger: this.opts.logger.child({ listener: c.name }),
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? 2000,
+      connectRetries: this.opts.connectRetries ?? 2,
+    });
+  }
+
+  /**
+   * Makes the workers report what they saw so far (connections, bytes, failures) and resolves
+   * once it is in the totals, the registry and Prometheus; at once without workers.
+   */
+  async flush(): Promise<void> {
+    if (this.pool && this.poolStarted) await this.pool.flush();
+  }
+
+  /** The worker processes (none in one process): pid, connections accepted and open. */
+  workerStatus(): Array<{ index: number; pid: number; accepted: number; active: number }> {
+    return this.pool?.status() ?? [];
+  }
+
+  /** Worker processes serving the listeners (1: this process). */
+  get workers(): number {
+    return this.pool?.size ?? 1;
+  }
+
+  /**
+   * Resolves when every worker routes on the NLB's current state (at once without workers);
+   * false when they did not catch up within `timeoutMs`.
+   */
+  synced(timeoutMs = 5000): Promise<boolean> {
+    return this.pool && this.poolStarted ? this.pool.synced(timeoutMs) : Promise.resolve(true);
+  }
+
   private fail(c: ListenerConfig, why: string): void {
     this.failures.set(c.name, why);
     this.opts.logger.error(`listener ${c.name} on ${c.address}:${c.port} is not running: ${why}`);
   }
 
-  private retire(l: Listener): void {
+  private retire(l: RunningListener): void {
     const done = l.stop(this.opts.drainGraceMs ?? 10_000).catch(() => undefined);
     this.retiring.add(done);
     void done.then(() => this.retiring.delete(done));
@@ -184,6 +273,9 @@ export class Dataplane {
     const all = [...this.listeners.values()];
     this.listeners.clear();
     await Promise.all([...all.map((l) => l.stop(graceMs)), ...this.retiring]);
+    // The workers have drained their listeners by now; their last reports arrive before they exit.
+    if (this.pool && this.poolStarted)
+      await this.poolStarted.catch(() => undefined).then(() => this.pool!.stop(0));
     this.record();
   }
 
@@ -252,10 +344,14 @@ export class Dataplane {
       },
       rejected: (l, reason) => {
         t(l).rejected++;
+        const limit = REJECTION_LIMITS.get(reason);
+        if (limit) this.opts.nlb.noteLimit({ limit, message: `listener ${l}: ${limit} reached` });
         next?.rejected(l, reason);
       },
       detectionFailed: (l, reason) => {
         t(l).detectionFailures++;
+        const limit = DETECTION_LIMITS.get(reason);
+        if (limit) this.opts.nlb.noteLimit({ limit, message: `listener ${l}: ${limit} budget spent` });
         next?.detectionFailed(l, reason);
       },
       routingFailed: (l, protocol, reason) => {

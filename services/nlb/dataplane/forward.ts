@@ -6,6 +6,7 @@
  * `allowHalfOpen: true`: an `end` from one side ends only the other's write side.
  */
 import type { Socket } from 'node:net';
+import type { ReusedReadBuffer } from './read-buffer.js';
 
 /** Why a forwarded connection ended. */
 export type CloseReason = 'done' | 'idle' | 'client-error' | 'upstream-error' | 'aborted';
@@ -15,6 +16,8 @@ export interface ForwardOptions {
   head: Buffer[];
   /** Both directions silent this long ⇒ close (0 = never). */
   idleTimeoutMs: number;
+  /** The instance socket reads into this buffer (it was connected with its `onread`). */
+  reader?: ReusedReadBuffer;
   /** Called once, when both sockets have closed. */
   onClose(reason: CloseReason, error?: string): void;
 }
@@ -62,9 +65,11 @@ export function forward(client: Socket, upstream: Socket, opts: ForwardOptions):
     if (!upstream.write(chunk)) client.pause();
   });
   upstream.on('drain', () => client.resume());
-  upstream.on('data', (chunk: Buffer) => {
+  const toClient = (chunk: Buffer) => {
     if (!client.write(chunk)) upstream.pause();
-  });
+  };
+  if (opts.reader) for (const b of opts.reader.attach(client, toClient)) toClient(b);
+  else upstream.on('data', toClient);
   client.on('drain', () => upstream.resume());
 
   // Half-close: each side's end ends the other's write side; the socket closes once both are done.

@@ -9,10 +9,10 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../shared/logger.js';
 import type { NlbConfig } from '../domain/nlb-config.js';
 import type { InstanceRecord } from '../domain/types.js';
-import type { Nlb } from '../nlb.js';
-import type { RouteDecision, RoutingService } from '../nlb-routing.js';
+import type { RouteDecision } from '../nlb-routing.js';
 import { forward, type CloseReason, type Forwarding } from './forward.js';
-import type { OutlierDetector } from './outlier.js';
+import type { ConnectionToken, ControlLink } from './link.js';
+import { ReusedReadBuffer } from './read-buffer.js';
 import { routeSpecOf } from './route-facts.js';
 import { sniff } from './sniff.js';
 import { connectTo, proxyHeaderFor } from './upstream.js';
@@ -31,7 +31,7 @@ export interface ConnectionLabels {
 /** Where the data plane reports what happens (Prometheus, the metrics store). */
 export interface DataplaneObserver {
   accepted(listener: string): void;
-  /** Closed at accept (max_connections, stopping). */
+  /** Closed at accept (max_connections, max_connections_per_client, stopping). */
   rejected(listener: string, reason: string): void;
   detectionFailed(listener: string, reason: string): void;
   routingFailed(listener: string, protocol: string, reason: string): void;
@@ -44,18 +44,25 @@ export interface DataplaneObserver {
 }
 
 export interface ListenerDeps {
-  nlb: Nlb;
-  routing: RoutingService;
-  outlier: OutlierDetector;
+  /** Routing, outlier state and connection counts (the NLB itself, or a worker's replica). */
+  link: ControlLink;
   observer: DataplaneObserver;
   logger: Logger;
   connectTimeoutMs: number;
   /** Other instances tried after a failed connect. */
   connectRetries: number;
+  /** Connections other processes have open through this listener (workers: max_connections). */
+  peerActive?: (listener: string) => number;
+  /** Connections other processes have open from one client address (max_connections_per_client). */
+  peerClient?: (listener: string, address: string) => number;
+  /** Called when the number of open connections changed (workers report it). */
+  onActiveChange?: (l: Listener) => void;
 }
 
 interface Conn {
   client: Socket;
+  /** The client's address, as counted for max_connections_per_client. */
+  address: string;
   upstream?: Socket;
   fwd?: Forwarding;
   labels?: ConnectionLabels;
@@ -63,8 +70,12 @@ interface Conn {
 }
 
 export class Listener {
-  private server: Server | null = null;
+  private srv: Server | null = null;
   private readonly conns = new Set<Conn>();
+  /** Open connections per client address. */
+  private readonly clients = new Map<string, number>();
+  /** Addresses whose count changed since takeClientChanges (only while the limit is on). */
+  private readonly dirtyClients = new Set<string>();
   private bound: { host: string; port: number } | null = null;
   private stopping = false;
 
@@ -82,30 +93,46 @@ export class Listener {
     return this.bound;
   }
 
+  /** The listening server (to lend its socket to another process), or null before start. */
+  get server(): Server | null {
+    return this.srv;
+  }
+
   /** Connections open through this listener (any phase). */
   get active(): number {
     return this.conns.size;
   }
 
-  /** Binds the port; rejects when it cannot (address in use, permission). */
-  async start(): Promise<{ host: string; port: number }> {
+  /**
+   * Binds the port; rejects when it cannot (address in use, permission). With `shared`, serves
+   * a listening socket bound elsewhere instead (a data-plane worker: the primary bound it).
+   */
+  async start(shared?: Server): Promise<{ host: string; port: number }> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     server.on('connection', (s: Socket) => this.onConnection(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.config.address, port: this.config.port }, () => {
+      const ready = () => {
         server.off('error', reject);
         resolve();
-      });
+      };
+      // listen(handle) with a server takes over its socket (documented for net.Server).
+      if (shared) server.listen(shared, ready);
+      else server.listen({ host: this.config.address, port: this.config.port }, ready);
     });
     server.on('error', (e) =>
       this.deps.logger.error('listener error', { listener: this.name, err: String(e) }),
     );
-    this.server = server;
+    this.srv = server;
     const a = server.address();
     this.bound =
       a && typeof a === 'object' ? { host: a.address, port: a.port } : { host: this.config.address, port: 0 };
     return this.bound;
+  }
+
+  /** Serves a connection accepted elsewhere (handed over by the primary; paused, unread). */
+  adopt(client: Socket): void {
+    this.onConnection(client);
   }
 
   /**
@@ -113,7 +140,7 @@ export class Listener {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    const server = this.server;
+    const server = this.srv;
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
     const deadline = Date.now() + graceMs;
     while (this.conns.size > 0 && Date.now() < deadline)
@@ -126,6 +153,26 @@ export class Listener {
       }
     }
     await closed;
+  }
+
+  /** Connections open from `address` through this listener (in this process). */
+  clientConnections(address: string): number {
+    return this.clients.get(address) ?? 0;
+  }
+
+  /** Per-client counts that changed since the last call (workers share them for the limit). */
+  takeClientChanges(): Array<[address: string, open: number]> {
+    const out: Array<[string, number]> = [];
+    for (const a of this.dirtyClients) out.push([a, this.clients.get(a) ?? 0]);
+    this.dirtyClients.clear();
+    return out;
+  }
+
+  private countClient(address: string, delta: number): void {
+    const n = (this.clients.get(address) ?? 0) + delta;
+    if (n > 0) this.clients.set(address, n);
+    else this.clients.delete(address);
+    if (this.config.maxConnectionsPerClient > 0) this.dirtyClients.add(address);
   }
 
   /** Bytes held in Node's socket buffers for this listener's connections (both sides). */
@@ -161,18 +208,31 @@ export class Listener {
       client.destroy();
       return;
     }
-    if (this.config.maxConnections > 0 && this.conns.size >= this.config.maxConnections) {
+    const max = this.config.maxConnections;
+    if (max > 0 && this.conns.size + (this.deps.peerActive?.(this.name) ?? 0) >= max) {
       observer.rejected(this.name, 'max_connections');
       client.destroy();
       return;
     }
-    const c: Conn = { client, reported: { in: 0, out: 0 } };
+    const address = client.remoteAddress ?? '';
+    const perClient = this.config.maxConnectionsPerClient;
+    if (
+      perClient > 0 &&
+      this.clientConnections(address) + (this.deps.peerClient?.(this.name, address) ?? 0) >= perClient
+    ) {
+      observer.rejected(this.name, 'max_connections_per_client');
+      client.destroy();
+      return;
+    }
+    const c: Conn = { client, address, reported: { in: 0, out: 0 } };
     this.conns.add(c);
+    this.countClient(address, 1);
+    this.deps.onActiveChange?.(this);
     this.serve(c).catch((e: unknown) => {
       this.deps.logger.error('connection handling failed', { listener: this.name, err: String(e) });
       client.destroy();
       c.upstream?.destroy();
-      this.conns.delete(c);
+      this.forget(c);
     });
   }
 
@@ -195,14 +255,14 @@ export class Listener {
       client.remoteAddress ?? '',
     );
     const tried = new Set<string>();
-    const { nlb, routing, outlier, observer } = this.deps;
+    const { link, observer } = this.deps;
     const exclude = (r: InstanceRecord) =>
-      !r.trafficAddress || tried.has(r.instanceId) || outlier.ejected(r.instanceId, nlb.deps.clock.now());
+      !r.trafficAddress || tried.has(r.instanceId) || link.ejected(r.instanceId);
     for (let attempt = 0; attempt <= this.deps.connectRetries; attempt++) {
       let decision: RouteDecision;
       try {
         // Retries are dry runs: total_requests counts each connection once.
-        decision = await routing.route(route, context, attempt > 0, { exclude });
+        decision = await link.route(route, context, attempt > 0, { exclude });
       } catch (e) {
         observer.routingFailed(this.name, sniffed.protocol, 'invalid');
         this.deps.logger.debug('connection facts do not form a valid route', { err: String(e) });
@@ -228,8 +288,15 @@ export class Listener {
       };
       const t0 = performance.now();
       let upstream: Socket;
+      let reader: ReusedReadBuffer | undefined;
       try {
-        upstream = await connectTo(inst.trafficAddress, this.deps.connectTimeoutMs, (s) => (c.upstream = s));
+        reader = new ReusedReadBuffer();
+        upstream = await connectTo(
+          inst.trafficAddress,
+          this.deps.connectTimeoutMs,
+          (s) => (c.upstream = s),
+          reader,
+        );
       } catch (e) {
         c.upstream = undefined;
         // Gone (or stopped) while connecting: not the instance's fault.
@@ -237,24 +304,16 @@ export class Listener {
         const reason = (e as NodeJS.ErrnoException).code ?? 'error';
         tried.add(inst.instanceId);
         observer.connectFailed(labels, reason);
-        const pool = nlb.registry.all().filter((r) => r.moduleType === inst.moduleType).length;
-        const ev = outlier.failure(inst.instanceId, inst.moduleType, pool, nlb.deps.clock.now());
-        if (ev?.type === 'ejected') {
-          observer.ejected(inst.moduleType, inst.instanceId);
-          this.deps.logger.warn(
-            `instance ejected for ${Math.round(outlier.policy.ejectionMs / 1000)} s after ${ev.failures} failed connects`,
-            { instance: inst.instanceId, module_type: inst.moduleType, err: reason },
-          );
-        }
+        link.connectFailed(inst, reason);
         continue;
       }
-      outlier.success(inst.instanceId);
+      link.connectSucceeded(inst);
       if (client.destroyed) {
         upstream.destroy();
         observer.routingFailed(this.name, sniffed.protocol, 'client_closed');
         return this.drop(c);
       }
-      this.open(c, upstream, inst, decision.routeId, labels, sniffed, performance.now() - t0);
+      this.open(c, upstream, reader, inst, decision.routeId, labels, sniffed, performance.now() - t0);
       return;
     }
     observer.routingFailed(this.name, sniffed.protocol, 'connect_failed');
@@ -263,26 +322,30 @@ export class Listener {
 
   private drop(c: Conn): void {
     c.client.destroy();
-    this.conns.delete(c);
+    this.forget(c);
+  }
+
+  private forget(c: Conn): void {
+    if (!this.conns.delete(c)) return;
+    this.countClient(c.address, -1);
+    this.deps.onActiveChange?.(this);
   }
 
   /** Accounting on, PROXY header and sniffed bytes out, forwarding on. */
   private open(
     c: Conn,
     upstream: Socket,
+    reader: ReusedReadBuffer | undefined,
     inst: InstanceRecord,
     routeId: string | undefined,
     labels: ConnectionLabels,
     sniffed: { bytes: Buffer },
     connectMs: number,
   ): void {
-    const { nlb, observer } = this.deps;
+    const { link, observer } = this.deps;
     const { client } = c;
     c.labels = labels;
-    const registrationId = inst.registrationId;
-    nlb.registry.addConnections(inst.instanceId, 1);
-    const routeEntry = routeId ? nlb.routes.get(routeId) : undefined;
-    if (routeEntry) routeEntry.connections++;
+    const token: ConnectionToken = link.opened(inst, routeId);
     observer.opened(labels, connectMs);
     const head: Buffer[] = [];
     if (inst.proxyProtocol !== 'none') head.push(proxyHeaderFor(client));
@@ -290,15 +353,12 @@ export class Listener {
     c.fwd = forward(client, upstream, {
       head,
       idleTimeoutMs: this.config.idleTimeoutMs,
+      reader,
       onClose: (reason) => {
         this.reportBytes(c);
-        // The same registration only: a re-registered instance starts counting afresh.
-        if (nlb.registry.get(inst.instanceId)?.registrationId === registrationId)
-          nlb.registry.addConnections(inst.instanceId, -1);
-        const e = routeId ? nlb.routes.get(routeId) : undefined;
-        if (e && e === routeEntry) e.connections = Math.max(0, e.connections - 1);
+        link.closed(token);
         observer.closed(labels, reason);
-        this.conns.delete(c);
+        this.forget(c);
       },
     });
   }

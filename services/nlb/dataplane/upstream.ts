@@ -4,6 +4,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { encodeProxyV2 } from './proxy-protocol.js';
+import type { ReusedReadBuffer } from './read-buffer.js';
 import { plainAddress } from './route-facts.js';
 
 /** The PROXY v2 header for a client connection (IPv4-mapped IPv6 addresses shown as IPv4). */
@@ -16,15 +17,29 @@ export function proxyHeaderFor(client: Socket): Buffer {
   });
 }
 
-/** Connects with a timeout; `started` sees the socket at once so that a stop can destroy it. */
-export function connectTo(address: string, timeoutMs: number, started: (s: Socket) => void): Promise<Socket> {
+/**
+ * Connects with a timeout; `started` sees the socket at once so that a stop can destroy it.
+ * With `reader`, the socket reads into its reused buffer instead of emitting 'data'.
+ */
+export function connectTo(
+  address: string,
+  timeoutMs: number,
+  started: (s: Socket) => void,
+  reader?: ReusedReadBuffer,
+): Promise<Socket> {
   const target = parseHostPort(address);
   if (!target)
     return Promise.reject(
       Object.assign(new Error(`bad traffic address ${address}`), { code: 'bad_address' }),
     );
   return new Promise((resolve, reject) => {
-    const s = netConnect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const s = netConnect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(reader ? { onread: reader.onread } : {}),
+    });
     s.on('error', () => undefined); // reported by the handlers below, then by forward()
     started(s);
     const timer = setTimeout(() => {
