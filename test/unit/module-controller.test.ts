@@ -9,7 +9,12 @@ import {
   createControllerMemoryStore,
   type ScalingBounds,
 } from '../../services/modules/runtime/controller-state.js';
-import { DEFAULT_SCALING, ModuleController } from '../../services/modules/runtime/controller.js';
+import {
+  DEFAULT_SCALING,
+  MAX_RATE_LIMITS,
+  MAX_ROUTES,
+  ModuleController,
+} from '../../services/modules/runtime/controller.js';
 import type { InstanceSnapshot } from '../../services/modules/runtime/instance.js';
 import type {
   InstanceHandle,
@@ -321,8 +326,11 @@ describe('ModuleController', () => {
     const { controller, fake, clock } = setup(2);
     fake.failures.push(new Error('spawn ENOENT'));
     await controller.start(ADDRESS);
-    expect(controller.instances.size).toBe(0);
-    expect(controller.lastError).toBe('spawn ENOENT');
+    // The two start together: one fails, the other is not held back by it.
+    expect(controller.instances.size).toBe(1);
+    expect(controller.lastError).toMatch(
+      /^started 1 of 2 instance\(s\); 1 failed: alb-1\.0-\d+-[0-9a-f]{4}: spawn ENOENT; retrying with backoff$/,
+    );
     await clock.advanceAsync(200);
     expect(controller.instances.size).toBe(2);
     expect(controller.lastError).toBeNull();
@@ -402,6 +410,28 @@ describe('ModuleController', () => {
       ['per-client', 20, '10.0.0.1'],
     ]);
     expect(fake.started[0].applied.at(-1)?.rateLimits).toHaveLength(1);
+  });
+
+  it('rate limits and routes past the per-module limits are resource_exhausted, counted, and change nothing', async () => {
+    const { controller } = setup(0);
+    await controller.start(ADDRESS);
+    for (let i = 0; i < MAX_RATE_LIMITS; i++) await controller.setRateLimit(rateLimit({ limitId: `l${i}` }));
+    const full = await domainError(
+      controller.setRateLimit(rateLimit({ limitId: 'one-more' })),
+      'resource_exhausted',
+    );
+    expect(full).toContain(`at most ${MAX_RATE_LIMITS} rate limits per module`);
+    expect(controller.rateLimits).toHaveLength(MAX_RATE_LIMITS);
+    expect(controller.rateLimits.some((l) => l.limitId === 'one-more')).toBe(false);
+    // Replacing an existing entry at the cap is not an addition.
+    await controller.setRateLimit(rateLimit({ limitId: 'l0', requestsPerSecond: 99 }));
+    expect(controller.rateLimits.find((l) => l.limitId === 'l0')?.requestsPerSecond).toBe(99);
+
+    const many = Array.from({ length: MAX_ROUTES + 1 }, (_, i) => route({ routeId: `r${i}` }));
+    const tooMany = await domainError(controller.updateRoutes(many, true), 'resource_exhausted');
+    expect(tooMany).toContain(`at most ${MAX_ROUTES} per module`);
+    expect(controller.routes).toEqual([]);
+    expect(Object.fromEntries(controller.limitHits)).toEqual({ rate_limits: 1, routes: 1 });
   });
 
   it('removeRateLimit and deleteRoute of unknown ids are not_found; known ones are removed', async () => {

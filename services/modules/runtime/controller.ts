@@ -4,7 +4,14 @@
  * owns routes, rate limits and module config, which it persists and pushes to every instance.
  */
 import type { Clock, TimerHandle } from '../../shared/clock.js';
-import { DomainError, failedPrecondition, invalidArgument, notFound, Problems } from '../../shared/errors.js';
+import {
+  DomainError,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  Problems,
+  resourceExhausted,
+} from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Rng } from '../../shared/rng.js';
 import type { RouteSpec } from '../../nlb/domain/types.js';
@@ -12,7 +19,12 @@ import { checkId, validateRoute } from '../../nlb/domain/validate.js';
 import type { ControllerState, ControllerStore, ScalingBounds } from './controller-state.js';
 import type { InstanceSnapshot } from './instance.js';
 import type { ModuleTypePlugin } from './plugin.js';
-import type { InstanceHandle, InstanceProvider } from './providers/provider.js';
+import type {
+  AdoptionRecord,
+  InstanceHandle,
+  InstanceLaunch,
+  InstanceProvider,
+} from './providers/provider.js';
 import type { RateLimitSpec } from './token-bucket.js';
 
 export interface ControllerOptions {
@@ -29,6 +41,31 @@ export interface ControllerOptions {
   /** Instances at first start (when the store is empty). */
   initialInstances: number;
   defaultDrainTimeoutMs?: number;
+  /**
+   * Instances started at the same time when several are missing (default 8): their boot times
+   * overlap instead of adding up, without flooding the provider.
+   */
+  startConcurrency?: number;
+}
+
+export const DEFAULT_START_CONCURRENCY = 8;
+
+/** How one round of instance starts went. */
+export interface StartReport {
+  wanted: number;
+  started: number;
+  /** "id: reason" per failed start. */
+  failed: string[];
+  /** Not attempted: as many starts as run at once failed in a row (the provider is down or refusing). */
+  skipped: number;
+}
+
+/** "started 7 of 10 instances; 3 failed: …", for logs, last_error and Scale replies. */
+export function describeStarts(r: StartReport): string {
+  const shown = r.failed.slice(0, 3).join('; ');
+  const more = r.failed.length > 3 ? ` and ${r.failed.length - 3} more` : '';
+  const skipped = r.skipped > 0 ? `; ${r.skipped} not attempted after the failures in a row` : '';
+  return `started ${r.started} of ${r.wanted} instance(s); ${r.failed.length} failed: ${shown}${more}${skipped}; retrying with backoff`;
 }
 
 export interface ManagedInstance {
@@ -46,8 +83,33 @@ export const DEFAULT_SCALING: ScalingBounds = {
   autoScalingEnabled: true,
 };
 
+/** The managed instances; every change is reported (to persist what a restart must adopt). */
+class InstanceTable extends Map<string, ManagedInstance> {
+  onChange: () => void = () => undefined;
+
+  override set(id: string, m: ManagedInstance): this {
+    super.set(id, m);
+    this.onChange();
+    return this;
+  }
+
+  override delete(id: string): boolean {
+    const had = super.delete(id);
+    if (had) this.onChange();
+    return had;
+  }
+}
+
+/** The sequence number in an id made by newId (`alb-1.0-<seq>-<hex>`), 0 for other ids. */
+const seqOf = (id: string) => Number(/-(\d+)-[0-9a-f]{4}$/.exec(id)?.[1] ?? 0);
+
+/** Routes one module controller holds (each instance announces them all to the NLB). */
+export const MAX_ROUTES = 256;
+/** Rate-limit entries one module controller holds. */
+export const MAX_RATE_LIMITS = 1024;
+
 export class ModuleController {
-  readonly instances = new Map<string, ManagedInstance>();
+  readonly instances = new InstanceTable();
   private state: ControllerState;
   private address = '';
   private queue: Promise<void> = Promise.resolve();
@@ -57,6 +119,8 @@ export class ModuleController {
   private seq = 0;
   readonly startedAtMs: number;
   lastError: string | null = null;
+  /** Requests refused because a limit was reached, by limit name (GetMetrics limit_hits_total). */
+  readonly limitHits = new Map<string, number>();
 
   constructor(private readonly o: ControllerOptions) {
     this.startedAtMs = o.clock.now();
@@ -75,6 +139,7 @@ export class ModuleController {
     };
     // The config schema may have grown defaults since the state was written.
     this.state.config = o.plugin.configSchema.parse(this.state.config);
+    this.instances.onChange = () => this.saveInstances();
   }
 
   get plugin(): ModuleTypePlugin {
@@ -139,7 +204,75 @@ export class ModuleController {
   /** Starts instances up to the desired count; `address` is this controller's ModuleService address. */
   async start(address: string): Promise<void> {
     this.address = address;
+    await this.adoptPrevious();
     await this.reconcile();
+  }
+
+  private launch(id: string): InstanceLaunch {
+    return {
+      id,
+      version: this.o.version,
+      controllerAddress: this.address,
+      host: this.o.host,
+      heartbeatIntervalMs: this.o.heartbeatIntervalMs,
+      snapshot: this.snapshot(),
+    };
+  }
+
+  /**
+   * After a controller restart: re-attaches to the instances the previous run left running (its
+   * persisted AdoptionRecords), so they count toward the desired count instead of being started
+   * a second time. One that is gone, not the same instance or unfit is dropped (told to stop when
+   * it still runs); reconcile then starts replacements.
+   */
+  private adoptPrevious(): Promise<void> {
+    return this.serial(async () => {
+      const { provider } = this.o;
+      if (!provider.adopt) return;
+      const records = this.o.store.loadInstances();
+      if (records.length === 0) return;
+      const adopted = await Promise.all(
+        records.map(async (r: AdoptionRecord) => {
+          try {
+            if (r.version !== this.o.version)
+              throw new Error(`it runs version ${r.version}, this controller ${this.o.version}`);
+            return await provider.adopt!(r, this.launch(r.id));
+          } catch (e) {
+            this.o.logger.warn(
+              `did not adopt instance ${r.id}: ${(e as Error).message}; a new one replaces it`,
+            );
+            return null;
+          }
+        }),
+      );
+      for (const handle of adopted) {
+        if (!handle || this.instances.has(handle.id)) continue;
+        this.seq = Math.max(this.seq, seqOf(handle.id));
+        this.instances.set(handle.id, { handle, draining: false });
+        handle.onUnexpectedExit((reason) => this.onExit(handle.id, reason));
+        this.o.logger.info(`instance ${handle.id} adopted`, {
+          traffic: handle.trafficAddress,
+          pid: handle.pid,
+        });
+      }
+      // Forget the ones not adopted, even when every one was lost.
+      this.saveInstances();
+    });
+  }
+
+  /** Persists how to find the running instances again; a failed save costs only a later adoption. */
+  private saveInstances(): void {
+    if (!this.o.provider.adopt) return;
+    const records = [...this.instances.values()].flatMap((m) =>
+      m.handle.adoption ? [m.handle.adoption] : [],
+    );
+    try {
+      this.o.store.saveInstances(records);
+    } catch (e) {
+      this.o.logger.warn(
+        `could not save the instance list (a restart would replace them): ${(e as Error).message}`,
+      );
+    }
   }
 
   private serial<T>(f: () => Promise<T>): Promise<T> {
@@ -162,48 +295,77 @@ export class ModuleController {
 
   private newId(): string {
     const v = this.o.version.replace(/[^A-Za-z0-9._-]/g, '_');
-    this.seq++;
-    return `${this.o.plugin.type.toLowerCase()}-${v}-${this.seq}-${this.o.rng.int(0, 0xffff).toString(16).padStart(4, '0')}`;
+    for (;;) {
+      this.seq++;
+      const id = `${this.o.plugin.type.toLowerCase()}-${v}-${this.seq}-${this.o.rng.int(0, 0xffff).toString(16).padStart(4, '0')}`;
+      // Adopted instances keep their ids; never hand one out twice.
+      if (!this.instances.has(id)) return id;
+    }
   }
 
-  /** Brings the number of live instances to the desired count. */
-  reconcile(): Promise<void> {
+  /**
+   * Brings the number of live instances to the desired count; resolves with how the starts went
+   * (null when none were needed).
+   */
+  reconcile(): Promise<StartReport | null> {
     return this.serial(async () => {
-      if (this.stopped || !this.address) return;
-      let live = this.liveInstances();
-      while (live.length < this.state.desired && !this.stopped) {
-        const id = this.newId();
-        try {
-          const handle = await this.o.provider.start({
-            id,
-            version: this.o.version,
-            controllerAddress: this.address,
-            host: this.o.host,
-            heartbeatIntervalMs: this.o.heartbeatIntervalMs,
-            snapshot: this.snapshot(),
-          });
-          const m: ManagedInstance = { handle, draining: false };
-          this.instances.set(id, m);
-          handle.onUnexpectedExit((reason) => this.onExit(id, reason));
-          this.o.logger.info(`instance ${id} started`, { traffic: handle.trafficAddress, pid: handle.pid });
-          this.lastError = null;
-        } catch (e) {
-          this.lastError = (e as Error).message;
-          this.o.logger.error(`could not start an instance: ${this.lastError}`);
+      if (this.stopped || !this.address) return null;
+      const missing = this.state.desired - this.liveInstances().length;
+      let report: StartReport | null = null;
+      if (missing > 0) {
+        report = await this.startMany(missing);
+        if (report.failed.length > 0) {
+          this.lastError = describeStarts(report);
+          this.o.logger.error(this.lastError);
           // A provider that keeps failing backs off like instances that keep crashing.
           this.restarts++;
           this.scheduleRestart();
-          return;
+          return report;
         }
-        live = this.liveInstances();
+        this.lastError = null;
       }
+      const live = this.liveInstances();
       const surplus = live.length - this.state.desired;
       if (surplus > 0) {
         // Newest first: the oldest instances have the warmest caches and pools.
         const victims = live.sort((a, b) => b.handle.startedAtMs - a.handle.startedAtMs).slice(0, surplus);
         await Promise.all(victims.map((m) => this.retire(m, true, this.o.defaultDrainTimeoutMs ?? 30_000)));
       }
+      return report;
     });
+  }
+
+  /**
+   * Starts `n` instances, `startConcurrency` at a time. A failed start does not cancel the
+   * others; but after as many failures in a row as run at once, no more are launched (the
+   * provider is down or refusing, and would only be flooded): the retry with backoff takes over.
+   */
+  private async startMany(n: number): Promise<StartReport> {
+    const width = Math.max(1, Math.min(n, this.o.startConcurrency ?? DEFAULT_START_CONCURRENCY));
+    const report: StartReport = { wanted: n, started: 0, failed: [], skipped: 0 };
+    let launched = 0;
+    let failedInARow = 0;
+    const lane = async () => {
+      while (launched < n && !this.stopped && failedInARow < width) {
+        launched++;
+        const id = this.newId();
+        try {
+          const handle = await this.o.provider.start(this.launch(id));
+          this.instances.set(id, { handle, draining: false });
+          handle.onUnexpectedExit((reason) => this.onExit(id, reason));
+          this.o.logger.info(`instance ${id} started`, { traffic: handle.trafficAddress, pid: handle.pid });
+          report.started++;
+          failedInARow = 0;
+        } catch (e) {
+          failedInARow++;
+          report.failed.push(`${id}: ${(e as Error).message}`);
+          this.o.logger.warn(`could not start instance ${id}: ${(e as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: width }, lane));
+    report.skipped = this.stopped ? 0 : n - launched;
+    return report;
   }
 
   private onExit(id: string, reason: string): void {
@@ -250,7 +412,7 @@ export class ModuleController {
     desired: number,
     bounds: ScalingBounds | undefined,
     immediate: boolean,
-  ): Promise<{ current: number; desired: number }> {
+  ): Promise<{ current: number; desired: number; startProblem?: string }> {
     const p = new Problems();
     const b = bounds ?? this.state.scaling;
     if (bounds) {
@@ -278,9 +440,17 @@ export class ModuleController {
       desired > 0 ? desired : Math.min(b.maxInstances, Math.max(b.minInstances, this.state.desired));
     this.persist({ ...this.state, desired: target, scaling: { ...b } });
     const work = this.reconcile();
-    if (immediate) await work;
-    else void work;
-    return { current: this.liveInstances().length, desired: target };
+    if (!immediate) {
+      void work;
+      return { current: this.liveInstances().length, desired: target };
+    }
+    // Waited for: say when only some of the instances could be started.
+    const report = await work;
+    return {
+      current: this.liveInstances().length,
+      desired: target,
+      ...(report?.failed.length ? { startProblem: describeStarts(report) } : {}),
+    };
   }
 
   /** Pushes the current snapshot to every instance; returns per-instance failures. */
@@ -316,8 +486,16 @@ export class ModuleController {
         );
       }
     });
-    if (routes.length > 256) p.add(`${routes.length} routes; at most 256 per module`);
     p.check('routes');
+    if (routes.length > MAX_ROUTES)
+      this.refuse('routes', `${routes.length} routes; at most ${MAX_ROUTES} per module (delete some first)`);
+  }
+
+  /** Counts and logs a limit hit, then refuses the request with RESOURCE_EXHAUSTED. */
+  private refuse(limit: string, message: string): never {
+    this.limitHits.set(limit, (this.limitHits.get(limit) ?? 0) + 1);
+    this.o.logger.warn('limit reached', { limit, error: message });
+    throw resourceExhausted(message, { limit });
   }
 
   /** UpdateRoutes: add/replace (or replace all), persist, push; instances re-announce them to the NLB. */
@@ -364,8 +542,12 @@ export class ModuleController {
     }
     if (l.target.length > 256) p.add('limit.target is longer than 256 characters');
     const others = this.state.rateLimits.filter((x) => x.limitId !== l.limitId);
-    if (others.length >= 1024) p.add('at most 1024 rate limits per module');
     p.check('rate limit');
+    if (others.length >= MAX_RATE_LIMITS)
+      this.refuse(
+        'rate_limits',
+        `at most ${MAX_RATE_LIMITS} rate limits per module: remove one (RemoveRateLimit) before adding ${l.limitId}`,
+      );
     this.persist({ ...this.state, rateLimits: [...others, { ...l, target: l.target || '*' }] });
     return this.pushAll();
   }

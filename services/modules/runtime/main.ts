@@ -4,15 +4,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { ModuleServiceService } from '../../../proto/gen/marchproxy/module.js';
-import { createAuthenticator, type TokenEntry } from '../../shared/auth.js';
+import type { TokenEntry } from '../../shared/auth.js';
+import { createLiveAuth } from '../../shared/token-file.js';
 import { createSystemClock, type Clock } from '../../shared/clock.js';
 import { createGrpcServer } from '../../shared/grpc/server.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { createRng } from '../../shared/rng.js';
 import { pluginFor } from '../plugins.js';
-import { ModuleController } from './controller.js';
+import { DEFAULT_START_CONCURRENCY, ModuleController } from './controller.js';
 import {
   createControllerFileStore,
   createControllerMemoryStore,
@@ -63,6 +65,13 @@ export const moduleProcessSchema = z
     dataDir: z.string().default('.mpctl-data'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     heartbeatIntervalSeconds: z.number().min(0.1).max(3600).default(10),
+    /**
+     * provider process: how long an instance whose controller died keeps serving, waiting for a
+     * restarted controller to adopt it, before it drains and exits.
+     */
+    orphanTimeoutSeconds: z.number().min(0.1).max(86_400).default(120),
+    /** Instances started at once when scaling up (a big step does not start them one by one). */
+    startConcurrency: z.number().int().min(1).max(256).default(DEFAULT_START_CONCURRENCY),
     /** Token modules present to the NLB (role module). */
     nlbToken: z.string().optional(),
     /** Tokens this controller accepts (NLB and operators). */
@@ -70,10 +79,31 @@ export const moduleProcessSchema = z
       .object({
         adminToken: z.string().min(16).optional(),
         readToken: z.string().min(16).optional(),
+        /** More tokens; re-read on change and on SIGHUP (shared/token-file.ts). */
+        tokensFile: z.string().optional(),
         anonymousRead: z.boolean().default(false),
       })
       .strict()
       .default({ anonymousRead: false }),
+    /** TLS (and mutual TLS with caFile + requireClientCert) on this controller's ModuleService. */
+    tls: z
+      .object({
+        certFile: z.string().optional(),
+        keyFile: z.string().optional(),
+        caFile: z.string().optional(),
+        requireClientCert: z.boolean().default(false),
+      })
+      .strict()
+      .default({ requireClientCert: false }),
+    /** How the controller and its instances reach the NLB: TLS when set (caFile; cert/key for mutual TLS). */
+    nlbTls: z
+      .object({
+        caFile: z.string().optional(),
+        certFile: z.string().optional(),
+        keyFile: z.string().optional(),
+      })
+      .strict()
+      .optional(),
     seed: z.union([z.number(), z.string()]).optional(),
   })
   .strict();
@@ -85,6 +115,7 @@ export const MODULE_ENV_MAP: Record<string, string> = {
   MP_MODULE_TOKEN: 'nlbToken',
   MP_ADMIN_TOKEN: 'auth.adminToken',
   MP_READ_TOKEN: 'auth.readToken',
+  MP_TOKENS_FILE: 'auth.tokensFile',
   MP_MODULE_DATA_DIR: 'dataDir',
   MP_LOG_LEVEL: 'logLevel',
   /** Containers: instances' traffic interface and the controller address others dial (docker-compose.yml). */
@@ -94,6 +125,8 @@ export const MODULE_ENV_MAP: Record<string, string> = {
   MP_K8S_NAMESPACE: 'kubernetes.namespace',
   MP_K8S_DEPLOYMENT: 'kubernetes.deployment',
   MP_K8S_TOKEN_FILE: 'kubernetes.tokenFile',
+  MP_MODULE_ORPHAN_TIMEOUT: 'orphanTimeoutSeconds',
+  MP_MODULE_START_CONCURRENCY: 'startConcurrency',
 };
 
 function kubernetesProvider(config: ModuleProcessConfig, logger: Logger): InstanceProvider {
@@ -144,7 +177,8 @@ export async function startModule(
     createLogger({ level: config.logLevel, name: `${plugin.type.toLowerCase()}-controller` })
   ).child({ module: plugin.type, version: config.version });
   const clock = overrides.clock ?? createSystemClock();
-  const nlbApi = overrides.nlbApi ?? (() => createGrpcNlbApi({ target: config.nlb, token: config.nlbToken }));
+  const nlbTarget = { target: config.nlb, token: config.nlbToken, tls: config.nlbTls ?? (false as const) };
+  const nlbApi = overrides.nlbApi ?? (() => createGrpcNlbApi(nlbTarget));
   const provider =
     overrides.provider ??
     (config.provider === 'inprocess'
@@ -155,7 +189,10 @@ export async function startModule(
             moduleType: plugin.type,
             logger,
             logLevel: config.logLevel,
-            nlb: { target: config.nlb, token: config.nlbToken },
+            nlb: nlbTarget,
+            // Control sockets next to the state that names them, so a restart finds both.
+            controlDir: config.dataDir ? resolvePath(config.dataDir) : undefined,
+            orphanTimeoutMs: config.orphanTimeoutSeconds * 1000,
           }));
   const store =
     overrides.store ??
@@ -173,16 +210,28 @@ export async function startModule(
     host: config.trafficHost,
     heartbeatIntervalMs: config.heartbeatIntervalSeconds * 1000,
     initialInstances: config.instances,
+    startConcurrency: config.startConcurrency,
   });
   const sampler = new ModuleMetricsSampler(controller, clock);
   const tokens: TokenEntry[] = [];
   if (config.auth.adminToken) tokens.push({ name: 'admin', role: 'admin', token: config.auth.adminToken });
   if (config.auth.readToken) tokens.push({ name: 'read', role: 'read', token: config.auth.readToken });
+  const liveAuth = createLiveAuth(
+    { tokens, tokensFile: config.auth.tokensFile, anonymousRead: config.auth.anonymousRead },
+    logger,
+  );
   const server = createGrpcServer({
     logger,
-    auth: tokens.length
-      ? createAuthenticator({ enabled: true, tokens, anonymousRead: config.auth.anonymousRead })
-      : undefined,
+    auth: liveAuth.auth,
+    tls:
+      config.tls.certFile && config.tls.keyFile
+        ? {
+            certFile: config.tls.certFile,
+            keyFile: config.tls.keyFile,
+            caFile: config.tls.caFile,
+            requireClientCert: config.tls.requireClientCert,
+          }
+        : undefined,
   });
   const controllerNlb = nlbApi();
   let finish!: () => void;
@@ -211,6 +260,7 @@ export async function startModule(
   const stop = (graceful = true) =>
     (stopping ??= (async () => {
       sampler.stop();
+      liveAuth.stop();
       await controller.stop(graceful, 10_000);
       await server.stop(2000);
       controllerNlb.close();

@@ -58,6 +58,8 @@ export class ModuleMetricsSampler {
     maxSeries: 20_000,
   });
   private timer: TimerHandle | null = null;
+  /** Instances with series in the store. */
+  private readonly recorded = new Set<string>();
 
   constructor(
     private readonly controller: ModuleController,
@@ -88,13 +90,31 @@ export class ModuleMetricsSampler {
     return out;
   }
 
+  /**
+   * Drops the series of instances the controller no longer manages, as the NLB does on
+   * unregistration: each series preallocates its rings (~40 KB), so keeping them made every
+   * instance start (scaling, replacements) cost ~400 KB for good, up to maxSeries.
+   */
+  private dropRetired(): void {
+    for (const id of this.recorded) {
+      if (this.controller.instances.has(id)) continue;
+      this.store.drop({ instance: id });
+      this.recorded.delete(id);
+    }
+  }
+
   async sample(): Promise<void> {
     const now = this.clock.now();
     const all = await this.collect();
-    for (const [id, s] of all)
+    for (const [id, s] of all) {
+      this.recorded.add(id);
       for (const [name, f] of STAT_SERIES) this.store.record(name, { instance: id }, f(s), now);
+    }
+    this.dropRetired();
     const agg = aggregateStats([...all.values()], now);
     for (const [name, f] of STAT_SERIES) this.store.record(name, { scope: 'module' }, f(agg), now);
     this.store.record('instances', { scope: 'module' }, all.size, now);
+    for (const [limit, n] of this.controller.limitHits)
+      this.store.record('limit_hits_total', { scope: 'module', limit }, n, now);
   }
 }
