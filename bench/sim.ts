@@ -6,7 +6,9 @@
  * of wall time).
  *
  * A benchmark, not a test: `npm test` does not run it, and a missed target does not fail it
- * (exit 1 only when the run broke or the scenario's expectations failed).
+ * (exit 1 only when the run broke or the scenario's expectations failed). `npm run bench:sim`
+ * runs Node with `--max-semi-space-size=64`: the gRPC traffic makes mostly short-lived garbage,
+ * and a larger young generation halves the collector's share (docs/simulator.md, Benchmark).
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';

@@ -1,12 +1,14 @@
 /**
  * The autoscaler around decideScaling: every evaluation interval (on the injected clock) it
  * groups registered instances by controller (module type + version + controller address),
- * decides, calls the controller's Scale, and records every decision — "no change" included —
+ * decides on what each controller has (decideForFleet: dead registrations awaiting eviction do
+ * not count), calls the controller's Scale, and records every decision — "no change" included —
  * in a bounded history exposed through status, metrics and events.
  */
 import type { TimerHandle } from '../shared/clock.js';
 import {
-  decideScaling,
+  decideForFleet,
+  DEFAULT_TUNING,
   emptyHistory,
   type InstanceSample,
   type ScalingDecision,
@@ -32,6 +34,8 @@ export class Autoscaler {
   private timer: TimerHandle | null = null;
   private periodMs = 0;
   private readonly histories = new Map<string, ScalingHistory>();
+  /** The instance count each controller accepted in the last Scale this autoscaler made. */
+  private readonly accepted = new Map<string, number>();
   readonly events: ScalingEvent[] = [];
   private running: Promise<ScalingEvent[]> | null = null;
 
@@ -68,8 +72,10 @@ export class Autoscaler {
     return (d.weights[version] ?? 0) === 0 && version !== d.stableVersion && version !== d.targetVersion;
   }
 
-  private sample(r: InstanceRecord): InstanceSample {
+  private sample(r: InstanceRecord, leaseMs: number, now: number): InstanceSample {
     const limit = Number(r.stats?.custom.memory_limit_mb ?? r.metadata.memory_limit_mb ?? 0);
+    // Judged by time, as the registry's sweep will: its health flag may not have caught up yet.
+    const lapsesAtMs = r.lastHeartbeatAtMs + leaseMs;
     return {
       instanceId: r.instanceId,
       health: r.health,
@@ -77,6 +83,9 @@ export class Autoscaler {
       cpuPercent: r.stats?.cpuUsagePercent ?? 0,
       memoryPercent: limit > 0 && r.stats ? (r.stats.memoryUsageMb / limit) * 100 : null,
       connections: Math.max(r.connections, r.stats?.activeConnections ?? 0),
+      registeredAtMs: r.registeredAtMs,
+      lastHeartbeatAtMs: r.lastHeartbeatAtMs,
+      lostAtMs: now >= lapsesAtMs ? lapsesAtMs : null,
     };
   }
 
@@ -96,23 +105,30 @@ export class Autoscaler {
       groups.set(key, [...(groups.get(key) ?? []), r]);
     }
     const tuning = {
+      ...DEFAULT_TUNING,
       tolerance: this.nlb.config.scaling.tolerance,
       stabilizationWindowMs: this.nlb.config.scaling.stabilizationWindowSeconds * 1000,
-      scaleUpFactor: 2,
-      scaleUpAdd: 4,
     };
+    const timings = this.nlb.registry.getTimings();
+    const leaseMs = timings.missedHeartbeats * timings.heartbeatIntervalMs;
     const out: ScalingEvent[] = [];
+    // Forget controllers with nothing registered any more (a restarted controller has a new address).
+    if (!type)
+      for (const key of [...this.histories.keys()])
+        if (!groups.has(key)) {
+          this.histories.delete(key);
+          this.accepted.delete(key);
+        }
     for (const [key, rs] of groups) {
       const { moduleType, version, address } = rs[0];
       if (this.retired(moduleType, version)) continue;
-      const live = rs.filter((r) => !r.draining);
-      const { decision, history } = decideScaling(
+      const { decision, history } = decideForFleet(
         this.policy(moduleType, version),
         tuning,
-        live.map((r) => this.sample(r)),
-        live.length,
+        rs.filter((r) => !r.draining).map((r) => this.sample(r, leaseMs, now)),
         this.histories.get(key) ?? emptyHistory(),
         now,
+        this.accepted.get(key) ?? null,
       );
       let ok = true;
       let error: string | undefined;
@@ -124,7 +140,8 @@ export class Autoscaler {
             10_000,
           );
           ok = res.success;
-          if (!ok) error = res.message;
+          if (ok) this.accepted.set(key, res.desiredInstances || decision.desired);
+          else error = res.message;
         } catch (e) {
           ok = false;
           error = (e as Error).message;

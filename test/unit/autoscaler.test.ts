@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Autoscaler } from '../../services/nlb/autoscaler-loop.js';
 import {
+  countFleet,
+  decideForFleet,
   decideScaling,
   DEFAULT_TUNING,
   emptyHistory,
@@ -40,6 +42,9 @@ const sample = (i: number, over: Partial<InstanceSample> = {}): InstanceSample =
   cpuPercent: 0,
   memoryPercent: null,
   connections: 0,
+  registeredAtMs: -10 * MIN, // long before anything a test does
+  lastHeartbeatAtMs: 0,
+  lostAtMs: null,
   ...over,
 });
 
@@ -47,9 +52,19 @@ const sample = (i: number, over: Partial<InstanceSample> = {}): InstanceSample =
 const fleet = (n: number, over: Partial<InstanceSample> = {}) =>
   Array.from({ length: n }, (_, i) => sample(i, over));
 
-/** One decision from an empty history. */
+/**
+ * A history that has watched the controller for a whole stabilization window, none of whose
+ * recommendations is still in it: scale-down is decided on the load alone.
+ */
+const watched = (): ScalingHistory => ({
+  lastScaleAtMs: null,
+  recommendations: [],
+  observedSinceMs: -DEFAULT_TUNING.stabilizationWindowMs,
+});
+
+/** One decision by an autoscaler that has watched the controller for a whole window. */
 const decide = (samples: InstanceSample[], current = samples.length, policy: Partial<ScalingPolicy> = {}) =>
-  decideScaling({ ...POLICY, ...policy }, DEFAULT_TUNING, samples, current, emptyHistory(), 0).decision;
+  decideScaling({ ...POLICY, ...policy }, DEFAULT_TUNING, samples, current, watched(), 0).decision;
 
 /**
  * A controller driven by decideScaling on a manual clock: each `evaluate` decides at the clock's
@@ -288,6 +303,7 @@ describe('decideScaling: one decision', () => {
         { atMs: 0, desired: 9 },
         { atMs: 4 * MIN, desired: 7 },
       ],
+      observedSinceMs: 0,
     };
     const r = decideScaling(POLICY, DEFAULT_TUNING, fleet(4, { cpuPercent: 50 }), 4, history, 6 * MIN);
     expect(r.history.recommendations).toEqual([
@@ -295,6 +311,143 @@ describe('decideScaling: one decision', () => {
       { atMs: 6 * MIN, desired: 4 },
     ]);
     expect(r.history.lastScaleAtMs).toBeNull();
+    expect(r.history.observedSinceMs).toBe(0);
+  });
+});
+
+describe('countFleet: what a controller has', () => {
+  const T = DEFAULT_TUNING; // replacement grace 90 s
+  /** An instance whose lease lapsed at `lostAtMs`, last heard from 30 s before. */
+  const lost = (i: number, lostAtMs: number) =>
+    sample(i, { lostAtMs, lastHeartbeatAtMs: lostAtMs - 30 * SEC });
+
+  it('counts serving and starting instances, not live ones reporting UNHEALTHY or STOPPING', () => {
+    const f = countFleet(
+      [
+        sample(0),
+        sample(1, { health: 'DEGRADED' }),
+        sample(2, { health: 'STARTING', hasSample: false }),
+        sample(3, { health: 'UNHEALTHY' }),
+        sample(4, { health: 'STOPPING' }),
+      ],
+      T,
+      0,
+    );
+    expect(f).toEqual({ serving: 2, starting: 1, awaited: 0, gone: 0, unavailable: 2, counted: 3 });
+  });
+
+  it('a lost instance counts as awaited until a newer registration replaces it', () => {
+    const survivors = [sample(0), sample(1)];
+    // Lost at 60 s (last heartbeat at 30 s); its replacement not registered yet.
+    expect(countFleet([...survivors, lost(2, 60 * SEC)], T, 70 * SEC)).toMatchObject({
+      serving: 2,
+      awaited: 1,
+      gone: 0,
+      counted: 3,
+    });
+    // A registration at 35 s — after its last heartbeat — stands in for it: not counted twice.
+    const replacement = sample(3, { registeredAtMs: 35 * SEC, health: 'STARTING', hasSample: false });
+    expect(countFleet([...survivors, lost(2, 60 * SEC), replacement], T, 70 * SEC)).toMatchObject({
+      serving: 2,
+      starting: 1,
+      awaited: 0,
+      gone: 1,
+      counted: 3,
+    });
+  });
+
+  it('pairs each replacement with one lost instance only, and only if it registered after that one was last heard', () => {
+    const before = sample(9, { registeredAtMs: 20 * SEC }); // registered before the crash
+    const after = sample(8, { registeredAtMs: 40 * SEC });
+    const f = countFleet([before, after, lost(1, 60 * SEC), lost(2, 60 * SEC)], T, 61 * SEC);
+    expect(f).toMatchObject({ serving: 2, awaited: 1, gone: 1, counted: 3 });
+  });
+
+  it('a replacement that died in turn still replaced the one before it', () => {
+    // A died at 0 s; B replaced it at 5 s and died at 60 s; C replaced B at 65 s.
+    const a = sample(1, { lastHeartbeatAtMs: 0, lostAtMs: 30 * SEC });
+    const b = sample(2, { registeredAtMs: 5 * SEC, lastHeartbeatAtMs: 60 * SEC, lostAtMs: 90 * SEC });
+    const c = sample(3, { registeredAtMs: 65 * SEC });
+    expect(countFleet([sample(0), a, b, c], T, 95 * SEC)).toMatchObject({
+      serving: 2,
+      awaited: 0,
+      gone: 2,
+      counted: 2,
+    });
+  });
+
+  it('awaits no more replacements than the count the controller was last asked for allows', () => {
+    // Three lost, none replaced yet; but the controller was scaled down to 4 since: it starts one.
+    const samples = [...fleet(3), lost(5, 60 * SEC), lost(6, 60 * SEC), lost(7, 60 * SEC)];
+    expect(countFleet(samples, T, 70 * SEC).awaited).toBe(3);
+    expect(countFleet(samples, T, 70 * SEC, 4)).toMatchObject({ awaited: 1, gone: 2, counted: 4 });
+    expect(countFleet(samples, T, 70 * SEC, 2)).toMatchObject({ awaited: 0, counted: 3 });
+  });
+
+  it('stops awaiting a replacement after the grace (the controller is gone, or the instance is cut off)', () => {
+    expect(countFleet([sample(0), lost(1, 0)], T, 89 * SEC).awaited).toBe(1);
+    expect(countFleet([sample(0), lost(1, 0)], T, 90 * SEC)).toMatchObject({
+      awaited: 0,
+      gone: 1,
+      counted: 1,
+    });
+  });
+});
+
+describe('decideForFleet', () => {
+  const T = DEFAULT_TUNING;
+  const lostAt = (i: number, ms: number, over: Partial<InstanceSample> = {}) =>
+    sample(i, { lostAtMs: ms, lastHeartbeatAtMs: ms - 30 * SEC, cpuPercent: 50, ...over });
+
+  it('dead registrations awaiting eviction that were replaced do not count: no scale to the bounds', () => {
+    // 10 serving at target, 6 crashed (registered until evicted) and replaced by 6 of the 10.
+    const serving = [
+      ...fleet(4, { cpuPercent: 50 }),
+      ...Array.from({ length: 6 }, (_, i) => sample(10 + i, { registeredAtMs: 10 * SEC, cpuPercent: 50 })),
+    ];
+    const dead = Array.from({ length: 6 }, (_, i) => lostAt(20 + i, 35 * SEC));
+    const r = decideForFleet({ ...POLICY, maxInstances: 12 }, T, [...serving, ...dead], watched(), 60 * SEC);
+    expect(r.fleet).toMatchObject({ serving: 10, gone: 6, counted: 10 });
+    expect(r.decision).toMatchObject({ action: 'none', current: 10, desired: 10 });
+    expect(r.decision.reason).toMatch(
+      /\(counted 10: 10 serving; not counted: 6 lost \(replaced or written off\)\)$/,
+    );
+    // Counting them (16 > 12) would have "scaled down" to 12: asked the controller for 2 more.
+    expect(
+      decideScaling({ ...POLICY, maxInstances: 12 }, T, serving, 16, watched(), 60 * SEC).decision,
+    ).toMatchObject({
+      action: 'scale-down',
+      desired: 12,
+    });
+  });
+
+  it('a stale HEALTHY flag does not make a lost instance count as load', () => {
+    // Lease lapsed but the registry's sweep has not marked it yet: its last stats are old news.
+    const r = decideForFleet(
+      POLICY,
+      T,
+      [...fleet(2, { cpuPercent: 50 }), lostAt(5, 1, { cpuPercent: 400 })],
+      watched(),
+      2,
+    );
+    expect(r.decision).toMatchObject({ action: 'none', current: 3 });
+  });
+
+  it('does not scale up again for capacity the controller is already replacing', () => {
+    // 4 at target; 2 crashed: the 2 survivors carry everything (100 %), replacements not yet registered.
+    const samples = [...fleet(2, { cpuPercent: 100 }), lostAt(2, 40 * SEC), lostAt(3, 40 * SEC)];
+    const r = decideForFleet({ ...POLICY, minInstances: 4 }, T, samples, watched(), 45 * SEC);
+    expect(r.fleet).toMatchObject({ serving: 2, awaited: 2, counted: 4 });
+    // Not "2 is below the minimum 4", not "2 at 2× target → 4": the replacements are the answer.
+    expect(r.decision).toMatchObject({ action: 'none', current: 4, desired: 4 });
+    expect(r.decision.reason).toMatch(/counting starting instances as idle.*2 lost, replacement awaited/);
+    // More load than the replacements can absorb still scales up, from the counted 4.
+    const busy = [...fleet(2, { cpuPercent: 150 }), lostAt(2, 40 * SEC), lostAt(3, 40 * SEC)];
+    expect(decideForFleet(POLICY, T, busy, watched(), 45 * SEC).decision).toMatchObject({
+      action: 'scale-up',
+      current: 4,
+      desired: 6,
+    });
   });
 });
 
@@ -320,7 +473,7 @@ describe('decideScaling over time (manual clock)', () => {
       DEFAULT_TUNING,
       fleet(4, { cpuPercent: 50 }),
       4,
-      { lastScaleAtMs: s.clock.now() - 5 * SEC, recommendations: [] },
+      { lastScaleAtMs: s.clock.now() - 5 * SEC, recommendations: [], observedSinceMs: 0 },
       s.clock.now(),
     );
     expect(r.decision).toMatchObject({ action: 'scale-down', desired: 3 });
@@ -331,7 +484,7 @@ describe('decideScaling over time (manual clock)', () => {
       DEFAULT_TUNING,
       fleet(4, { cpuPercent: 100 }),
       4,
-      { lastScaleAtMs: s.clock.now() - 5 * SEC, recommendations: [] },
+      { lastScaleAtMs: s.clock.now() - 5 * SEC, recommendations: [], observedSinceMs: 0 },
       s.clock.now(),
     );
     expect(held.decision.action).toBe('none');
@@ -358,14 +511,64 @@ describe('decideScaling over time (manual clock)', () => {
 
   it('scales down only to the highest recommendation within the window', () => {
     const s = simulated(8, { cooldownSeconds: 0 }, { stabilizationWindowMs: 90 * SEC });
-    expect(s.evaluate(cpuShare(300))).toMatchObject({ action: 'scale-down', desired: 6 }); // t=0: recommends 6
+    // t=0 and t=30: recommends 6, held (not watched for a whole window yet).
+    expect(s.evaluate(cpuShare(300))).toMatchObject({ action: 'none', desired: 8, recommendation: 6 });
     s.clock.advance(30 * SEC);
-    expect(s.evaluate(cpuShare(150))).toMatchObject({ action: 'none', desired: 6, recommendation: 3 });
+    expect(s.evaluate(cpuShare(300))).toMatchObject({ action: 'none', recommendation: 6 });
     s.clock.advance(30 * SEC);
-    expect(s.evaluate(cpuShare(150)).action).toBe('none');
+    expect(s.evaluate(cpuShare(150))).toMatchObject({ action: 'none', recommendation: 3 });
     s.clock.advance(30 * SEC);
-    // The 6 made at t=0 left the 90 s window: down to 3.
+    // Watched for 90 s; the window (30-90 s) holds 6, 3, 3: down to 6 only.
+    expect(s.evaluate(cpuShare(150))).toMatchObject({ action: 'scale-down', current: 8, desired: 6 });
+    s.clock.advance(30 * SEC);
+    // The 6 made at 30 s left the window: down to 3.
     expect(s.evaluate(cpuShare(150))).toMatchObject({ action: 'scale-down', current: 6, desired: 3 });
+  });
+
+  it('a fresh history (a new controller, an NLB restart) scales down only after a whole window', () => {
+    const s = simulated(10, { cooldownSeconds: 0 });
+    const idle = cpuShare(100); // enough for 2 instances at target
+    s.run(5 * MIN, idle); // evaluations at 30 s … 300 s: watched from 30 s
+    expect(s.changes()).toEqual([]);
+    expect(s.decisions[0].reason).toMatch(
+      /holding 10: scaling down needs a whole 300 s stabilization window of recommendations, and this controller has been watched for 0 s$/,
+    );
+    s.run(30 * SEC, idle);
+    expect(s.changes()).toEqual([expect.objectContaining({ action: 'scale-down', current: 10, desired: 2 })]);
+    expect(s.changes()[0].atMs - s.decisions[0].atMs).toBe(5 * MIN);
+  });
+
+  it('a fresh history scales up at once: only scaling down needs the evidence', () => {
+    const s = simulated(2);
+    expect(s.evaluate({ cpuPercent: 100 })).toMatchObject({ action: 'scale-up', current: 2, desired: 4 });
+  });
+
+  it('bounds apply at once even with a fresh history', () => {
+    const r = decideScaling(
+      { ...POLICY, maxInstances: 10 },
+      DEFAULT_TUNING,
+      fleet(12),
+      12,
+      emptyHistory(),
+      0,
+    );
+    expect(r.decision).toMatchObject({ action: 'scale-down', desired: 10 });
+  });
+
+  it('disabling autoscaling forgets the evidence: enabled again, it waits a whole window', () => {
+    const p = { ...POLICY, cooldownSeconds: 0 };
+    let h = emptyHistory();
+    const at = (ms: number, policy = p) => {
+      const r = decideScaling(policy, DEFAULT_TUNING, fleet(10, { cpuPercent: 10 }), 10, h, ms);
+      h = r.history;
+      return r.decision;
+    };
+    expect(at(0).action).toBe('none');
+    expect(at(10 * MIN, { ...p, autoScalingEnabled: false }).action).toBe('none');
+    expect(h.observedSinceMs).toBeNull();
+    expect(at(11 * MIN).reason).toMatch(/watched for 0 s$/);
+    expect(at(15 * MIN).action).toBe('none');
+    expect(at(16 * MIN)).toMatchObject({ action: 'scale-down', desired: 2 });
   });
 
   it('scale-up is not held by the stabilization window', () => {
@@ -451,6 +654,11 @@ function loop() {
   );
   const autoscaler = new Autoscaler(nlb);
   const stats = (cpu: number): InstanceStats => ({ ...emptyStats(), cpuUsagePercent: cpu });
+  // Live instances heartbeat every 10 s (the NLB's default interval), as real ones do.
+  const beating = new Map<string, { registrationId: string; cpu: number }>();
+  clock.setInterval(() => {
+    for (const [id, b] of beating) nlb.heartbeat(id, b.registrationId, 'HEALTHY', stats(b.cpu));
+  }, 10 * SEC);
   return {
     clock,
     nlb,
@@ -462,7 +670,12 @@ function loop() {
       for (let i = 0; i < n; i++) {
         const r = nlb.register(spec({ instanceId: `alb-${prefix}-${i}`, address, version }), [], 'HEALTHY');
         nlb.heartbeat(r.instanceId, r.registrationId, 'HEALTHY', stats(cpu));
+        beating.set(r.instanceId, { registrationId: r.registrationId, cpu });
       }
+    },
+    /** The instance crashes: no more heartbeats, no unregistration. */
+    crash(instanceId: string) {
+      beating.delete(instanceId);
     },
   };
 }
@@ -520,6 +733,63 @@ describe('Autoscaler (loop)', () => {
     const [third] = await l.autoscaler.evaluate(null);
     expect(third.action).toBe('none');
     expect(third.reason).toMatch(/cooldown/);
+  });
+
+  it('a new autoscaler (as after an NLB restart) scales down only after a whole stabilization window', async () => {
+    const l = loop();
+    l.add(V1_A, '1.0', 4, 10); // 40 % of one instance's worth at a 50 % target: 1 is enough
+    l.autoscaler.start();
+    await l.clock.advanceAsync(30 * SEC);
+    expect(l.scales).toEqual([]);
+    expect(l.autoscaler.events[0]).toMatchObject({ action: 'none', current: 4, recommendation: 1 });
+    expect(l.autoscaler.events[0].reason).toMatch(/scaling down needs a whole 300 s stabilization window/);
+    await l.clock.advanceAsync(4 * MIN + 30 * SEC);
+    expect(l.scales).toEqual([]);
+    await l.clock.advanceAsync(30 * SEC); // 300 s after the first evaluation
+    expect(l.scales).toEqual([{ address: V1_A, desired: 1 }]);
+    l.autoscaler.stop();
+  });
+
+  it('crashed instances awaiting eviction do not count once replaced: no scaling to the bounds', async () => {
+    const l = loop();
+    l.nlb.updateConfig(
+      'scaling',
+      { defaults: { ...POLICY, maxInstances: 8, targetMemoryPercent: 0, targetConnections: 0 } },
+      false,
+    );
+    l.add(V1_A, '1.0', 6, 50); // at target
+    l.clock.advance(5 * SEC);
+    for (const id of ['alb-51-0', 'alb-51-1', 'alb-51-2']) l.crash(id);
+    l.clock.advance(5 * SEC);
+    l.add(V1_A, '1.0', 3, 50, 'replacement'); // the controller replaced them at once
+    l.clock.advance(50 * SEC);
+    l.nlb.tick(); // the lease sweep: the crashed three are UNHEALTHY, registered for minutes more
+    expect(l.nlb.registry.all().filter((r) => r.health === 'UNHEALTHY')).toHaveLength(3);
+    expect(l.nlb.registry.size).toBe(9);
+    const [ev] = await l.autoscaler.evaluate(null);
+    // Counting them, 9 instances are above the maximum 8: the controller (running 6) would be asked for 8.
+    expect(ev).toMatchObject({ action: 'none', current: 6, desired: 6 });
+    expect(ev.reason).toMatch(/\(counted 6: 6 serving; not counted: 3 lost \(replaced or written off\)\)$/);
+    expect(l.scales).toEqual([]);
+  });
+
+  it('awaits replacements only up to the count the controller accepted in its last Scale', async () => {
+    const l = loop();
+    l.add(V1_A, '1.0', 4, 10); // 1 is enough; held for the window, then 4 → 1
+    l.autoscaler.start();
+    await l.clock.advanceAsync(5 * MIN + 30 * SEC);
+    expect(l.scales).toEqual([{ address: V1_A, desired: 1 }]);
+    // The host dies with all four before the controller retired any: four lost registrations,
+    // but the controller, asked for 1, replaces only one of them.
+    for (const r of l.nlb.registry.all()) l.crash(r.instanceId);
+    await l.clock.advanceAsync(60 * SEC);
+    const last = l.autoscaler.events[l.autoscaler.events.length - 1];
+    expect(last).toMatchObject({ action: 'none', current: 1 });
+    expect(last.reason).toMatch(
+      /\(counted 1: 0 serving, 1 lost, replacement awaited; not counted: 3 lost \(replaced or written off\)\)$/,
+    );
+    expect(l.scales).toHaveLength(1);
+    l.autoscaler.stop();
   });
 
   it('uses the TYPE@version override before TYPE and the defaults', () => {
