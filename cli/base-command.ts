@@ -7,6 +7,13 @@ import { Command, Errors, Flags, ux, type Interfaces } from '@oclif/core';
 import { createClientConnection, type ClientConnection } from '../services/shared/grpc/client.js';
 import { ExitCode, toCliFailure, usageFailure, type CallTarget } from './exit-codes.js';
 import { parseDurationMs, parseHostPort } from './flag-parsers.js';
+import {
+  applyConfig,
+  ConfigFileError,
+  findConfigFile,
+  loadConfigFile,
+  type ConnectionSettings,
+} from './mpctl-config.js';
 
 /** Where the NLB listens unless --nlb or MPCTL_NLB says otherwise. */
 export const DEFAULT_NLB_ADDRESS = '127.0.0.1:50050';
@@ -63,14 +70,20 @@ export abstract class BaseCommand extends Command {
 
   static override baseFlags = {
     nlb: addressFlag({
-      description: 'NLB gRPC address, host:port',
+      description: "NLB gRPC address, host:port (else the config file's)",
       env: 'MPCTL_NLB',
       default: DEFAULT_NLB_ADDRESS,
       helpGroup: CONNECTION,
     }),
     token: Flags.string({
-      description: 'Bearer token, sent as "authorization: Bearer <token>"',
+      description: 'Bearer token, sent as "authorization: Bearer <token>" (else the config file\'s)',
       env: 'MPCTL_TOKEN',
+      helpGroup: CONNECTION,
+    }),
+    config: Flags.string({
+      description:
+        'mpctl config file (NLB address, token, TLS files) [default: ./.mpctl-data/mpctl.json if present, else ~/.config/mpctl/config.json]',
+      env: 'MPCTL_CONFIG',
       helpGroup: CONNECTION,
     }),
     tls: Flags.boolean({ description: 'Use TLS (system CA roots unless --ca)', helpGroup: CONNECTION }),
@@ -103,6 +116,35 @@ export abstract class BaseCommand extends Command {
       helpGroup: CONNECTION,
     }),
   };
+
+  /**
+   * Parses as oclif does, then fills the connection settings that neither a flag nor the
+   * environment gave from the config file (mpctl-config.ts). Commands without the connection
+   * flags are left alone.
+   */
+  protected override async parse<
+    F extends Record<string, unknown>,
+    B extends Record<string, unknown>,
+    A extends Record<string, unknown>,
+  >(options?: Interfaces.Input<F, B, A>, argv?: string[]): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const parsed = await super.parse(options, argv);
+    const flags = parsed.flags as Partial<ConnectionFlags>;
+    if (typeof flags.nlb !== 'string') return parsed;
+    const given = {
+      nlb: !(parsed.metadata.flags.nlb as { setFromDefault?: boolean } | undefined)?.setFromDefault,
+      token: flags.token !== undefined,
+      tls: Boolean(flags.tls || flags.ca || flags.cert || flags.key || flags['tls-server-name']),
+    };
+    if (given.nlb && given.token && given.tls) return parsed;
+    try {
+      const where = findConfigFile(flags.config);
+      if (where) applyConfig(flags as ConnectionSettings, given, loadConfigFile(where));
+    } catch (e) {
+      if (e instanceof ConfigFileError) throw usageFailure(e.message);
+      throw e;
+    }
+    return parsed;
+  }
 
   /**
    * A connection to `endpoint` with the token, TLS and timeout from the flags, plus the

@@ -1,22 +1,21 @@
 /**
  * The demo backends of `mpctl dev`: an HTTP echo service in two versions (v1 behind ALB 1.0;
  * v2 for an ALB 2.0 controller started by hand, whose config is written to a file), and an
- * OpenAI-compatible backend behind the AILB. Also says which third-party servers (PostgreSQL,
- * MariaDB, nginx-rtmp) are installed and how to add the missing ones.
+ * OpenAI-compatible backend behind the AILB. The third-party servers (PostgreSQL, MariaDB,
+ * nginx-rtmp) are in dev-system.ts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEchoHttp, type EchoHttpServer } from '../services/demo/echo-http.js';
 import { startOpenAiDemo, type OpenAiDemoServer } from '../services/demo/openai-demo.js';
-import { detectSystemBackends, type SystemBackend } from '../services/demo/system-backends.js';
 import type { ModuleHandle } from '../services/modules/runtime/main.js';
+import { routeProtocols } from './dev-system.js';
 
 /** The running demo backends. */
 export interface DemoBackends {
   echoV1: EchoHttpServer;
   echoV2: EchoHttpServer;
   openai: OpenAiDemoServer;
-  system: SystemBackend[];
   /** The ALB config for a v2.0 controller (echo v2), for `mpctl module config set`. */
   albV2ConfigFile: string;
   stop(): Promise<void>;
@@ -28,8 +27,6 @@ export interface DemoOptions {
   portBase: number;
   /** Where the ALB v2.0 config file goes. */
   dataDir: string;
-  /** PATH to look for PostgreSQL, MariaDB and nginx in. */
-  pathVar: string;
 }
 
 const at = (base: number, offset: number) => (base ? base + offset : 0);
@@ -71,7 +68,6 @@ export async function startDemoBackends(options: DemoOptions): Promise<DemoBacke
     echoV1,
     echoV2,
     openai,
-    system: detectSystemBackends(options.pathVar),
     albV2ConfigFile,
     stop: async () => {
       await Promise.all(started.map((s) => s.close()));
@@ -111,36 +107,35 @@ export async function configureDemoModules(
     }
     const failures = await handle.controller.updateConfig(checked.config);
     if (failures.length) problems.push(`${type.toUpperCase()}: ${failures.join('; ')}`);
+    // The NLB's http listener sends HTTP to the ALB (the AILB is reached directly).
+    if (type === 'alb') {
+      const routeFailures = await routeProtocols(handle, ['HTTP']);
+      if (routeFailures.length) problems.push(`ALB routes: ${routeFailures.join('; ')}`);
+    }
   }
   return problems;
 }
 
+/** How the banner writes commands: `cli("modules list")`, and the line that starts an ALB 2.0. */
+export interface CommandStyle {
+  cli(args: string): string;
+  serveAlbV2: string;
+}
+
 /** The lines `mpctl dev` prints about the demo backends. */
-export function demoLines(
-  demo: DemoBackends,
-  nlb: string,
-): { endpoints: string; system: string; tryLines: string } {
+export function demoLines(demo: DemoBackends, style: CommandStyle): { endpoints: string; tryLines: string } {
   const endpoints = [
     `  Echo v1       http://${demo.echoV1.address}/   (ALB 1.0 backend)`,
     `  Echo v2       http://${demo.echoV2.address}/   (for an ALB 2.0 controller: ${demo.albV2ConfigFile})`,
     `  OpenAI demo   http://${demo.openai.address}/v1   (AILB backend; models ${demo.openai.models.join(', ')})`,
   ].join('\n');
-  const system = demo.system
-    .map((b) =>
-      b.found
-        ? `  ${b.name.padEnd(12)}  found: ${b.found} (not started by mpctl dev; for the ${b.module})`
-        : `  ${b.name.padEnd(12)}  missing (for the ${b.module}); add it with: ${b.install}`,
-    )
-    .join('\n');
   const tryLines = [
     `  curl -s http://${demo.echoV1.address}/hello`,
     `  curl -s http://${demo.openai.address}/v1/chat/completions -H 'content-type: application/json' \\`,
     `       -d '{"model": "demo-chat", "messages": [{"role": "user", "content": "hi"}]}'`,
-    `  ./bin/run.js modules list --nlb ${nlb}`,
-    `  ./bin/run.js top --nlb ${nlb}`,
-    `  ./bin/run.js serve module alb --version 2.0 --port 50061 --nlb ${nlb}      # an ALB v2.0 controller, then:`,
-    `  ./bin/run.js module config set --module alb --version 2.0 -f ${demo.albV2ConfigFile} --nlb ${nlb}`,
-    `  ./bin/run.js promote --version 2.0 --module alb --nlb ${nlb}`,
+    `  ${style.serveAlbV2}      # an ALB v2.0 controller, then:`,
+    `  ${style.cli(`module config set --module alb --version 2.0 -f ${demo.albV2ConfigFile}`)}`,
+    `  ${style.cli('promote --version 2.0 --module alb')}`,
   ].join('\n');
-  return { endpoints, system, tryLines };
+  return { endpoints, tryLines };
 }

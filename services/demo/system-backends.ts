@@ -1,11 +1,12 @@
 /**
- * Which third-party servers the local stack could use as demo backends (PostgreSQL and
- * MariaDB for the DBLB, nginx with the RTMP module for RTMP), found by looking for their
- * binaries. `mpctl dev` does not start them: it says which are there, which are missing and the
- * Debian packages that add them. File checks are injected, so this is testable.
+ * Which third-party servers the local stack can use as demo backends (PostgreSQL and MariaDB
+ * for the DBLB, nginx with the RTMP module for RTMP), found by looking for their binaries,
+ * with the companions `mpctl dev` needs to run a private copy of each (initdb and pg_ctl,
+ * mariadb-install-db, the RTMP module's .so). It says which are there, which are missing and
+ * the Debian packages that add them. File checks are injected, so this is testable.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 
 /** A third-party backend and whether it is installed. */
 export interface SystemBackend {
@@ -16,6 +17,10 @@ export interface SystemBackend {
   found?: string;
   /** How to install it on Debian/Ubuntu. */
   install: string;
+  /** The binaries `mpctl dev` runs it with, when all are there. */
+  binaries?: Record<string, string>;
+  /** Found, but something needed to run a private copy is missing. */
+  missing?: string;
 }
 
 /** The file system as detection sees it. */
@@ -23,6 +28,8 @@ export interface ProbeFs {
   exists(path: string): boolean;
   /** Entries of a directory ([] when it is missing). */
   list(dir: string): string[];
+  /** A text file's content (throws when unreadable). */
+  read?(path: string): string;
 }
 
 export const realFs: ProbeFs = {
@@ -34,6 +41,7 @@ export const realFs: ProbeFs = {
       return [];
     }
   },
+  read: (path) => readFileSync(path, 'utf8'),
 };
 
 /** The first of `names` on `pathVar` (PATH), then in `extraDirs`. */
@@ -51,6 +59,18 @@ function postgresDirs(fs: ProbeFs): string[] {
     .map((v) => `/usr/lib/postgresql/${v}/bin`);
 }
 
+/** The RTMP module's .so: where Debian puts it, or named by a load_module line of its conf snippet. */
+function rtmpModuleSo(fs: ProbeFs, found: string | undefined): string | undefined {
+  if (!found) return undefined;
+  if (found.endsWith('.so')) return found;
+  try {
+    const m = /load_module\s+(\S+?);/.exec(fs.read?.(found) ?? '');
+    return m && fs.exists(m[1]) ? m[1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const RTMP_MODULE_PATHS = [
   '/usr/lib/nginx/modules/ngx_rtmp_module.so',
   '/usr/share/nginx/modules-available/mod-rtmp.conf',
@@ -60,15 +80,30 @@ const RTMP_MODULE_PATHS = [
 /** The three backends with what was found of each. `pathVar` is the PATH to search. */
 export function detectSystemBackends(pathVar: string, fs: ProbeFs = realFs): SystemBackend[] {
   const sbin = ['/usr/sbin', '/usr/local/sbin', '/sbin'];
-  const postgres =
-    findBinary(fs, pathVar, ['postgres'], postgresDirs(fs)) ??
-    findBinary(fs, pathVar, ['pg_ctlcluster'], sbin);
+  const usr = ['/usr/bin', '/usr/local/bin', ...sbin];
+  const postgresBin = findBinary(fs, pathVar, ['postgres'], postgresDirs(fs));
+  const postgres = postgresBin ?? findBinary(fs, pathVar, ['pg_ctlcluster'], sbin);
   const mariadb = findBinary(fs, pathVar, ['mariadbd', 'mysqld'], sbin);
   const nginx = findBinary(fs, pathVar, ['nginx'], sbin);
   const rtmp = nginx && RTMP_MODULE_PATHS.find((p) => fs.exists(p));
+  const pg = postgresPieces(fs, pathVar, postgresBin, usr);
+  const maria = mariadbPieces(fs, pathVar, mariadb, usr);
+  const so = rtmpModuleSo(fs, rtmp);
   return [
-    { name: 'PostgreSQL', module: 'DBLB', found: postgres, install: 'sudo apt-get install -y postgresql' },
-    { name: 'MariaDB', module: 'DBLB', found: mariadb, install: 'sudo apt-get install -y mariadb-server' },
+    {
+      name: 'PostgreSQL',
+      module: 'DBLB',
+      found: postgres,
+      install: 'sudo apt-get install -y postgresql',
+      ...(postgres ? pg : {}),
+    },
+    {
+      name: 'MariaDB',
+      module: 'DBLB',
+      found: mariadb,
+      install: 'sudo apt-get install -y mariadb-server',
+      ...(mariadb ? maria : {}),
+    },
     {
       name: 'nginx-rtmp',
       module: 'RTMP',
@@ -76,6 +111,38 @@ export function detectSystemBackends(pathVar: string, fs: ProbeFs = realFs): Sys
       install: nginx
         ? 'sudo apt-get install -y libnginx-mod-rtmp'
         : 'sudo apt-get install -y nginx libnginx-mod-rtmp',
+      ...(rtmp
+        ? so
+          ? { binaries: { nginx, module: so } }
+          : { missing: `cannot tell where ngx_rtmp_module.so is from ${rtmp}` }
+        : {}),
     },
   ];
+}
+
+type Pieces = Pick<SystemBackend, 'binaries' | 'missing'>;
+
+/** initdb, pg_ctl and psql next to the postgres binary (psql may also be on PATH). */
+function postgresPieces(fs: ProbeFs, pathVar: string, postgres: string | undefined, usr: string[]): Pieces {
+  if (!postgres) return { missing: 'no postgres server binary (only pg_ctlcluster)' };
+  const binDir = dirname(postgres);
+  const absent = ['initdb', 'pg_ctl'].filter((t) => !fs.exists(join(binDir, t)));
+  const psql = fs.exists(join(binDir, 'psql'))
+    ? join(binDir, 'psql')
+    : findBinary(fs, pathVar, ['psql'], usr);
+  if (!psql) absent.push('psql');
+  if (absent.length) return { missing: `${absent.join(', ')} not found next to ${postgres}` };
+  return { binaries: { binDir, psql: psql! } };
+}
+
+/** mariadb-install-db and the client. */
+function mariadbPieces(fs: ProbeFs, pathVar: string, mariadbd: string | undefined, usr: string[]): Pieces {
+  if (!mariadbd) return {};
+  const installDb = findBinary(fs, pathVar, ['mariadb-install-db', 'mysql_install_db'], usr);
+  const client = findBinary(fs, pathVar, ['mariadb', 'mysql'], usr);
+  if (!installDb || !client)
+    return {
+      missing: `${[installDb ? '' : 'mariadb-install-db', client ? '' : 'the mariadb client'].filter(Boolean).join(' and ')} not found`,
+    };
+  return { binaries: { mariadbd, installDb, client } };
 }

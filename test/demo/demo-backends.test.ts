@@ -59,6 +59,36 @@ describe('third-party backend detection', () => {
     ]);
   });
 
+  it('names the binaries mpctl dev runs each with, or what is missing to run a private copy', () => {
+    const [pg, maria, rtmp] = detectSystemBackends(
+      '/usr/bin',
+      fakeFs(
+        [
+          '/usr/lib/postgresql/15/bin/postgres',
+          '/usr/lib/postgresql/15/bin/pg_ctl',
+          '/usr/bin/psql',
+          '/usr/sbin/mariadbd',
+          '/usr/bin/mariadb-install-db',
+          '/usr/bin/mariadb',
+          '/usr/sbin/nginx',
+          '/usr/lib/nginx/modules/ngx_rtmp_module.so',
+        ],
+        { '/usr/lib/postgresql': ['15'] },
+      ),
+    );
+    expect(pg.binaries).toBeUndefined();
+    expect(pg.missing).toBe('initdb not found next to /usr/lib/postgresql/15/bin/postgres');
+    expect(maria.binaries).toEqual({
+      mariadbd: '/usr/sbin/mariadbd',
+      installDb: '/usr/bin/mariadb-install-db',
+      client: '/usr/bin/mariadb',
+    });
+    expect(rtmp.binaries).toEqual({
+      nginx: '/usr/sbin/nginx',
+      module: '/usr/lib/nginx/modules/ngx_rtmp_module.so',
+    });
+  });
+
   it('says how to add what is missing', () => {
     const found = detectSystemBackends('/usr/bin', fakeFs(['/usr/sbin/nginx']));
     expect(found.map((b) => [b.name, b.found, b.install])).toEqual([
@@ -77,7 +107,7 @@ describe('mpctl dev demo backends', () => {
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'mpctl-demo-test-'));
     stack = await startModuleStack();
-    demo = await startDemoBackends({ portBase: 0, dataDir, pathVar: '' });
+    demo = await startDemoBackends({ portBase: 0, dataDir });
   });
   afterAll(async () => {
     await demo?.stop();

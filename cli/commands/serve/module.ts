@@ -4,6 +4,7 @@ import { createLogger } from '../../../services/shared/logger.js';
 import { createShutdown } from '../../../services/shared/shutdown.js';
 import { MODULE_ENV_MAP, moduleProcessSchema, startModule } from '../../../services/modules/runtime/main.js';
 import { serverFailure } from '../../serve-support.js';
+import { readLocalStack } from '../../local-stack-auth.js';
 
 export default class ServeModule extends Command {
   static override summary = 'Run a module controller (ALB, DBLB, AILB or RTMP) and its instances';
@@ -11,7 +12,9 @@ export default class ServeModule extends Command {
 
 Settings come from, lowest first: built-in defaults, --config, environment (${Object.keys(MODULE_ENV_MAP).join(', ')}), then flags.
 
-The data planes are placeholders until their issues land: instances accept and count connections (and enforce rate limits per client address) but do not proxy yet.`;
+Instances run the type's data plane: ALB (HTTP/1.1 and HTTP/2 reverse proxy), DBLB (PostgreSQL and MySQL), AILB (AI inference APIs), RTMP (relay to origins); see docs/alb-ailb.md and docs/dblb-rtmp.md.
+
+TLS: --tls-cert/--tls-key serve ModuleService over TLS (--tls-ca with --require-client-cert for mutual TLS); --nlb-ca (and --nlb-cert/--nlb-key for mutual TLS) make the controller and its instances reach the NLB over TLS. \`mpctl certs init\` makes a local CA and certificates.`;
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> alb --version 1.0',
@@ -63,10 +66,38 @@ The data planes are placeholders until their issues land: instances accept and c
       options: ['trace', 'debug', 'info', 'warn', 'error', 'silent'],
       description: 'Log level [default: info]',
     }),
+    'tls-cert': Flags.file({
+      description: 'PEM server certificate (ModuleService over TLS)',
+      exists: true,
+      dependsOn: ['tls-key'],
+    }),
+    'tls-key': Flags.file({ description: 'PEM server key', exists: true, dependsOn: ['tls-cert'] }),
+    'tls-ca': Flags.file({ description: 'PEM CA for client certificates (mutual TLS)', exists: true }),
+    'require-client-cert': Flags.boolean({
+      description: 'Refuse clients without a certificate signed by --tls-ca',
+    }),
+    'nlb-ca': Flags.file({ description: 'PEM CA of the NLB: reach the NLB over TLS', exists: true }),
+    'nlb-cert': Flags.file({
+      description: 'PEM client certificate for the NLB (mutual TLS; needs --nlb-ca)',
+      exists: true,
+      dependsOn: ['nlb-key', 'nlb-ca'],
+    }),
+    'nlb-key': Flags.file({
+      description: 'PEM client key for the NLB',
+      exists: true,
+      dependsOn: ['nlb-cert'],
+    }),
+    'local-stack': Flags.boolean({
+      description:
+        'Join the local stack (`mpctl dev`) whose state is in --data-dir: its NLB address, tokens and, under --tls, certificates',
+    }),
   };
 
   public async run(): Promise<void> {
     const { args, flags } = await this.parse(ServeModule);
+    const stack = flags['local-stack']
+      ? serverFailure(this, () => readLocalStack(flags['data-dir'] ?? '.mpctl-data'))
+      : undefined;
     const config = serverFailure(this, () =>
       loadConfig(moduleProcessSchema, {
         file: flags.config,
@@ -87,6 +118,29 @@ The data planes are placeholders until their issues land: instances accept and c
           heartbeatIntervalSeconds: flags['heartbeat-interval'],
           advertiseAddress: flags['advertise-address'],
           logLevel: flags['log-level'],
+          'tls.certFile': flags['tls-cert'],
+          'tls.keyFile': flags['tls-key'],
+          'tls.caFile': flags['tls-ca'],
+          'tls.requireClientCert': flags['require-client-cert'] || undefined,
+          'nlbTls.caFile': flags['nlb-ca'],
+          'nlbTls.certFile': flags['nlb-cert'],
+          'nlbTls.keyFile': flags['nlb-key'],
+          // Flags win; the local stack fills in what they do not say.
+          ...(stack && {
+            nlb: flags.nlb ?? stack.nlb,
+            nlbToken: stack.tokens.module,
+            'auth.adminToken': stack.tokens.admin,
+            'auth.readToken': stack.tokens.read,
+            ...(stack.tls && {
+              'tls.certFile': flags['tls-cert'] ?? stack.tls.serverCert,
+              'tls.keyFile': flags['tls-key'] ?? stack.tls.serverKey,
+              'tls.caFile': flags['tls-ca'] ?? stack.tls.ca,
+              'tls.requireClientCert': true,
+              'nlbTls.caFile': flags['nlb-ca'] ?? stack.tls.ca,
+              'nlbTls.certFile': flags['nlb-cert'] ?? stack.tls.clientCert,
+              'nlbTls.keyFile': flags['nlb-key'] ?? stack.tls.clientKey,
+            }),
+          }),
         },
       }),
     );
