@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nlbProcessSchema, startNlb, type NlbHandle } from '../../services/nlb/main.js';
 import type { Logger } from '../../services/shared/logger.js';
 import { spec } from '../unit/nlb-fixtures.js';
+import { freePort } from './module-fixture.js';
 
 const MANAGER = 'http://manager.test:8000';
 const DOC_URL = `${MANAGER}/api/v1/nlb/config`;
@@ -50,15 +51,14 @@ async function nlbWithManager(over: { intervalSeconds?: number; timeoutMs?: numb
       timeoutMs: over.timeoutMs ?? 2000,
     },
   });
+  // Taken before startNlb: no await between its start and the registrations below.
+  const [blue, green] = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
   const h = await startNlb(config, { logger });
   handles.push(h);
-  // ALB 1.0 and 2.0 registered, so the Manager's weights can apply.
-  h.nlb.register(spec({ instanceId: 'alb-blue-1', version: '1.0' }), [], 'HEALTHY');
-  h.nlb.register(
-    spec({ instanceId: 'alb-green-1', version: '2.0', address: '127.0.0.1:50061' }),
-    [],
-    'HEALTHY',
-  );
+  // ALB 1.0 and 2.0 registered, so the Manager's weights can apply. Their controller addresses
+  // are free ports nothing listens on (rate limits pushed there fail and are retried).
+  h.nlb.register(spec({ instanceId: 'alb-blue-1', version: '1.0', address: blue }), [], 'HEALTHY');
+  h.nlb.register(spec({ instanceId: 'alb-green-1', version: '2.0', address: green }), [], 'HEALTHY');
   return { h, sync: h.managerSync!, warnings };
 }
 
@@ -123,8 +123,12 @@ describe('Manager sync', () => {
     });
     expect(h.nlb.deployment('ALB').weights).toEqual({ '1.0': 80, '2.0': 20 });
     expect(r.applied).toMatchObject({ routes: 2, scalingPolicies: 2, deployments: 1 });
-    // Rate limits live on controllers: validated, reported as not pushed without a sink.
-    expect(r.warnings.join('\n')).toMatch(/rateLimits: 1 validated but not pushed/);
+    // Rate limits go to the ALB controllers (here unreachable: a warning, retried; the
+    // document still counts as applied). manager-sync-ratelimits.test.ts has real controllers.
+    expect(r.applied.rateLimits).toBe(1);
+    expect(r.warnings.join('\n')).toMatch(
+      /rateLimits: ALB 1\.0 controller 127\.0\.0\.1:\d+: UNAVAILABLE: connect ECONNREFUSED .*; retrying in/,
+    );
     // Same document again: nothing to do.
     expect(await sync.syncNow()).toMatchObject({ ok: true, unchanged: true });
   });
@@ -192,7 +196,9 @@ describe('Manager sync', () => {
       const r = await sync.syncNow();
       expect(r.ok).toBe(false);
       expect(r.error).toMatch(message);
-      expect(warnings.at(-1)).toMatch(/Manager sync failed: .*keeping the last good config \(revision r1\)/);
+      expect(warnings.filter((w) => w.startsWith('Manager sync')).at(-1)).toMatch(
+        /Manager sync failed: .*keeping the last good config \(revision r1\)/,
+      );
       // Nothing lost.
       expect(managerRoutes(h)).toEqual(['manager:db', 'manager:shop']);
       expect(h.nlb.deployment('ALB').weights).toEqual({ '1.0': 80, '2.0': 20 });
@@ -213,7 +219,7 @@ describe('Manager sync', () => {
     const r = await sync.syncNow();
     expect(Date.now() - started).toBeLessThan(3000);
     expect(r.error).toMatch(/did not answer within 200 ms/);
-    expect(warnings.at(-1)).toMatch(/keeping the current config/);
+    expect(warnings.filter((w) => w.startsWith('Manager sync')).at(-1)).toMatch(/keeping the current config/);
     expect(managerRoutes(h)).toEqual([]);
   });
 

@@ -43,13 +43,34 @@ export const managerRouteSchema = z.object({
   priority: z.number().int().min(0).max(1_000_000).default(0),
 });
 
-export const managerRateLimitSchema = z.object({
-  module: moduleType,
-  version: version.optional(),
-  key: z.string().min(1).max(256),
-  requestsPerSecond: z.number().positive().max(10_000_000),
-  burst: z.number().int().min(1).max(100_000_000).optional(),
-});
+/** A whole number of requests per window, as controllers' token buckets count them. */
+const perWindow = (field: string, slower: string) =>
+  z
+    .number()
+    .int({
+      error: `${field} must be a whole number${slower ? ` (for slower rates use ${slower})` : ''}`,
+    })
+    .min(0)
+    .max(1_000_000_000)
+    .optional();
+
+export const managerRateLimitSchema = z
+  .object({
+    module: moduleType,
+    /** Only that version's controllers; without it, every controller of the module type. */
+    version: version.optional(),
+    /** What is limited (the controller's target): "*", a client IP or CIDR, an API key, a route id. */
+    key: z.string().min(1).max(256),
+    requestsPerSecond: perWindow('requestsPerSecond', 'requestsPerMinute or requestsPerHour'),
+    requestsPerMinute: perWindow('requestsPerMinute', 'requestsPerHour'),
+    requestsPerHour: perWindow('requestsPerHour', ''),
+    /** Extra requests above the per-second rate in a burst. */
+    burst: z.number().int().min(0).max(1_000_000_000).optional(),
+    enabled: z.boolean().default(true),
+  })
+  .refine((l) => (l.requestsPerSecond ?? 0) + (l.requestsPerMinute ?? 0) + (l.requestsPerHour ?? 0) > 0, {
+    error: 'a rate limit needs requestsPerSecond, requestsPerMinute or requestsPerHour above 0',
+  });
 
 export const managerScalingPolicySchema = z.object({
   module: moduleType,
@@ -100,6 +121,18 @@ export const managerDocumentSchema = z
           path: ['deployments', i, 'weights'],
           message: `weights add up to ${sum}, not 100`,
         });
+    });
+    // One limit per key and scope: a controller holds one limit id per key (rate-limits.ts).
+    const limits = new Set<string>();
+    doc.rateLimits?.forEach((r, i) => {
+      const scope = `${r.module}${r.version ? `@${r.version}` : ''} key ${JSON.stringify(r.key)}`;
+      if (limits.has(scope))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rateLimits', i, 'key'],
+          message: `${scope} appears twice`,
+        });
+      limits.add(scope);
     });
     const ids = new Set<string>();
     doc.routes?.forEach((r, i) => {

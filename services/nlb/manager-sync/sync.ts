@@ -4,7 +4,10 @@
  * validated core methods (updateConfig, checkRoutes/applyRoutes, updateDeployment). A document
  * that fails any check is applied not at all: the last good config stays in force and a warning
  * says why. Deployments whose type or version has not registered yet are deferred, not failed.
+ * Rate limits live on the module controllers: with a controller client configured they are pushed
+ * there and kept in sync (rate-limit-push.ts), retried per controller until it converges.
  */
+import type { Registry as PromRegistry } from 'prom-client';
 import { DomainError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { OPERATOR } from '../domain/routes.js';
@@ -19,10 +22,17 @@ import {
   type ManagerDocument,
   type ManagerRateLimit,
 } from './document.js';
+import { createManagerSyncMetrics, type ManagerSyncMetrics } from './metrics.js';
+import {
+  RateLimitReconciler,
+  controllersOf,
+  type ControllerRateLimitClient,
+  type RateLimitSyncStatus,
+} from './rate-limit-push.js';
 
-/** Where the Manager's rate limits go (module controllers' SetRateLimit); optional. */
+/** Where the Manager's rate limits go (module controllers); returns non-fatal warnings. */
 export interface RateLimitSink {
-  apply(limits: ManagerRateLimit[]): Promise<void>;
+  apply(limits: ManagerRateLimit[]): Promise<string[] | void>;
 }
 
 export interface ManagerSyncOptions {
@@ -36,7 +46,14 @@ export interface ManagerSyncOptions {
   nlb: Nlb;
   logger: Logger;
   fetch?: typeof fetch;
+  /** Pushes rate limits to module controllers through this client (main.ts: gRPC). */
+  controllers?: ControllerRateLimitClient;
+  /** Retry timing of that push [500 ms doubling to 30 s]. */
+  rateLimitRetry?: { initialMs: number; maxMs: number };
+  /** Another destination for rate limits (instead of `controllers`). */
   rateLimits?: RateLimitSink;
+  /** Registers the sync's series here (the NLB's /metrics). */
+  metrics?: PromRegistry;
 }
 
 export interface SyncResult {
@@ -62,7 +79,11 @@ export interface SyncStatus {
   url: string;
   lastAttemptAt?: number;
   lastGood?: { revision: string; at: number; document: ManagerDocument };
+  /** Last sync that ended with the Manager's config in force (applied or unchanged). */
+  lastSuccessAt?: number;
   lastResult?: SyncResult;
+  /** The rate-limit push to module controllers, when configured. */
+  rateLimits?: RateLimitSyncStatus;
 }
 
 export const DEFAULT_MANAGER_PATH = '/api/v1/nlb/config';
@@ -264,7 +285,7 @@ export async function applyManagerDocument(
   result.applied.deployments = types.size;
   if (doc.rateLimits) {
     if (o.rateLimits) {
-      await o.rateLimits.apply(doc.rateLimits);
+      result.warnings.push(...((await o.rateLimits.apply(doc.rateLimits)) ?? []));
       result.applied.rateLimits = doc.rateLimits.length;
     } else if (doc.rateLimits.length)
       result.warnings.push(
@@ -280,9 +301,36 @@ export class ManagerSync {
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<SyncResult> | undefined;
   private readonly state: SyncStatus;
+  private readonly reconciler: RateLimitReconciler | undefined;
+  private readonly metrics: ManagerSyncMetrics | undefined;
 
   constructor(private readonly o: ManagerSyncOptions) {
     this.state = { url: o.url };
+    this.metrics = o.metrics && createManagerSyncMetrics(o.metrics, () => this.status());
+    if (o.controllers && !o.rateLimits) {
+      const reconciler = new RateLimitReconciler({
+        controllers: () => controllersOf(o.nlb),
+        client: o.controllers,
+        logger: o.logger,
+        callTimeoutMs: o.timeoutMs,
+        retryInitialMs: o.rateLimitRetry?.initialMs,
+        retryMaxMs: o.rateLimitRetry?.maxMs,
+        onChange: (e) => this.metrics?.rateLimitChange(e),
+      });
+      this.reconciler = reconciler;
+      // A (re)started controller's instances register: bring its limits in line at once rather
+      // than at the next retry or interval.
+      o.nlb.on((e) => {
+        if (e.type !== 'registry') return;
+        const ev = e.event;
+        if (ev.type === 'registered' || (ev.type === 'health' && ev.to === 'HEALTHY'))
+          reconciler.controllerSeen(ev.instance.address);
+      });
+    }
+  }
+
+  private get sink(): RateLimitSink | undefined {
+    return this.o.rateLimits ?? this.reconciler;
   }
 
   /** Syncs now, then every intervalMs (0 = on demand only). */
@@ -294,13 +342,49 @@ export class ManagerSync {
     }
   }
 
+  /** Stops the interval and the rate-limit retries. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.reconciler?.stop();
   }
 
   status(): SyncStatus {
-    return structuredClone(this.state);
+    const s = structuredClone(this.state);
+    if (this.reconciler) s.rateLimits = this.reconciler.status();
+    return s;
+  }
+
+  /** A summary for GetNLBStatus details (manager_sync.*). */
+  statusDetails(): Record<string, string> {
+    const s = this.status();
+    const r = s.lastResult;
+    const out: Record<string, string> = {
+      'manager_sync.url': s.url,
+      'manager_sync.last_good_revision': s.lastGood ? s.lastGood.revision || '(none)' : '(none yet)',
+      'manager_sync.last_result': !r
+        ? 'not run yet'
+        : r.ok
+          ? r.unchanged
+            ? 'unchanged'
+            : 'applied'
+          : `failed: ${r.error}`,
+    };
+    if (s.lastSuccessAt) out['manager_sync.last_success'] = new Date(s.lastSuccessAt).toISOString();
+    if (s.rateLimits) {
+      const cs = s.rateLimits.controllers;
+      out['manager_sync.rate_limits'] =
+        s.rateLimits.limits === null
+          ? 'no rate limits from the Manager yet'
+          : `${s.rateLimits.limits} limits; ${cs.filter((c) => c.state === 'in_sync').length}/${cs.length} controllers in sync`;
+      for (const c of cs.slice(0, 32))
+        out[`manager_sync.rate_limits.${c.address}`] =
+          `${c.moduleType} ${c.version} ${c.state}` +
+          (c.state === 'retrying'
+            ? ` (attempt ${c.attempts}, next in ${(Math.max(0, (c.nextRetryAtMs ?? 0) - Date.now()) / 1000).toFixed(1)} s): ${c.lastError}`
+            : ` (${c.managed} managed, ${c.operator} operator-set${c.conflicts.length ? `, conflicts: ${c.conflicts.join(' ')}` : ''})`);
+    }
+    return out;
   }
 
   /** One sync; concurrent callers share the one in flight. Never throws. */
@@ -318,12 +402,18 @@ export class ManagerSync {
       const last = this.state.lastGood;
       if (last && JSON.stringify(last.document) === JSON.stringify(doc)) {
         result = { ...emptyResult(), ok: true, unchanged: true, revision: last.revision };
+        // Same document: still check the controllers (drift, a controller restarted empty).
+        if (this.reconciler) result.warnings.push(...(await this.reconciler.reconcileAll()));
       } else {
-        result = await applyManagerDocument(this.o.nlb, doc, { rateLimits: this.o.rateLimits });
+        result = await applyManagerDocument(this.o.nlb, doc, { rateLimits: this.sink });
         this.state.lastGood = { revision: result.revision, at: Date.now(), document: doc };
         log.info(`Manager sync applied revision ${result.revision || '(none)'}`, { applied: result.applied });
       }
-      for (const w of result.warnings) log.warn(`Manager sync: ${w}`);
+      this.state.lastSuccessAt = Date.now();
+      this.metrics?.synced(result.unchanged ? 'unchanged' : 'applied');
+      // Retrying controllers warn from the reconciler itself; the rest of the notes here.
+      for (const w of result.warnings)
+        if (!w.startsWith('rateLimits: ') || !this.reconciler) log.warn(`Manager sync: ${w}`);
     } catch (e) {
       const problems = e instanceof SyncFailure ? e.problems : [];
       const message = e instanceof SyncFailure ? e.message : `unexpected error: ${String(e)}`;
@@ -332,6 +422,7 @@ export class ManagerSync {
         ? `keeping the last good config (revision ${this.state.lastGood.revision || '(none)'})`
         : 'keeping the current config';
       log.warn(`Manager sync failed: ${message}; ${kept}`, { problems });
+      this.metrics?.synced('failed');
     }
     this.state.lastResult = result;
     return result;
