@@ -27,7 +27,7 @@ function fakeController(ids: string[]) {
   const instances = new Map(
     ids.map((id) => [id, { handle: { id, stats: () => Promise.resolve(stats(7)) } }]),
   );
-  return { instances, controller: { instances } as unknown as ModuleController };
+  return { instances, controller: { instances, limitHits: new Map() } as unknown as ModuleController };
 }
 
 describe('ModuleMetricsSampler', () => {

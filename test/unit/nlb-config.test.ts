@@ -88,6 +88,7 @@ describe('parseSection', () => {
           sniffBytes: 4096,
           sniffTimeoutMs: 1000,
           maxConnections: 0,
+          maxConnectionsPerClient: 0,
           idleTimeoutMs: 300_000,
         },
       ],
