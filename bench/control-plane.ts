@@ -9,7 +9,7 @@
  * (exit 1 only when the benchmark itself or an RPC failed).
  */
 import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -64,7 +64,8 @@ const USAGE = `usage: node --import tsx bench/control-plane.ts [options]
   --heap-prof DIR  the V8 sampling heap profiler over the same phases, keeping allocations that
                    outlived a scavenge (nlb-<phase>.heapprofile in DIR; --cpu-prof's DIR when
                    both are given; summarise with bench/heapprofile-top.ts)
-  --nlb-node-options="FLAGS"  extra node/V8 flags for the NLB process only, e.g.
+  --nlb-node-options="FLAGS"  node/V8 flags for the NLB process only (default: the
+                   Dockerfile's NODE_OPTIONS, how the NLB is deployed; "" for none), e.g.
                    "--trace-gc" or "--max-semi-space-size=4" (to try GC settings)
   --heap-snapshot DIR  write V8 heap snapshots of the NLB after registration and at the end
                    (nlb-<when>.heapsnapshot; each forces a full GC first, so the figures
@@ -84,6 +85,12 @@ interface Options {
   nlbNodeOptions: string[];
 }
 
+/** NODE_OPTIONS as the Dockerfile deploys the NLB (the runtime stage's ENV), or "". */
+function deployedNodeOptions(): string {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  return /^\s*NODE_OPTIONS=(\S+)/m.exec(dockerfile)?.[1].replace(/^"|"$/g, '') ?? '';
+}
+
 function parseOptions(): Options {
   const { values } = parseArgs({
     options: {
@@ -96,7 +103,7 @@ function parseOptions(): Options {
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
       'heap-prof': { type: 'string' },
-      'nlb-node-options': { type: 'string', default: '' },
+      'nlb-node-options': { type: 'string', default: deployedNodeOptions() },
       help: { type: 'boolean', default: false },
     },
     strict: true,
