@@ -9,11 +9,20 @@
  */
 import type { Socket } from 'node:net';
 
-/** Node's own read size. */
+/** Node's own read size: what bulk transfers read into. */
 const READ_BYTES = 64 * 1024;
+/**
+ * The first buffer of a connection: small enough to come from Buffer's shared pool (under 4 KiB),
+ * because most connections only ever read a response that fits. A fresh 64 KiB per connection was
+ * external memory V8 counts towards its next full collection: at a few thousand connections/s
+ * that alone forced several mark-compacts a second. A read that fills the buffer moves the
+ * connection to READ_BYTES.
+ */
+const FIRST_READ_BYTES = 4095;
 
 export class ReusedReadBuffer {
   private buf: Buffer | null = null;
+  private size = FIRST_READ_BYTES;
   private target: Socket | null = null;
   private sink: ((chunk: Buffer) => void) | null = null;
   /** Copies of what arrived before `attach` (a server-first instance's greeting). */
@@ -24,6 +33,11 @@ export class ReusedReadBuffer {
     buffer: (): Buffer => this.next(),
     // true: keep reading (back-pressure pauses the socket itself, see forward.ts).
     callback: (n: number, b: Buffer): boolean => {
+      // A full buffer means more is coming: read in big chunks from now on.
+      if (n === b.length && this.size < READ_BYTES) {
+        this.size = READ_BYTES;
+        this.buf = null;
+      }
       const chunk = b.subarray(0, n);
       if (this.sink) this.sink(chunk);
       else this.early.push(Buffer.from(chunk));
@@ -46,7 +60,7 @@ export class ReusedReadBuffer {
   private next(): Buffer {
     // Bytes still queued on the target include (part of) the last chunk: its memory is taken.
     if (!this.buf || (this.target !== null && this.target.writableLength > 0))
-      this.buf = Buffer.allocUnsafe(READ_BYTES);
+      this.buf = Buffer.allocUnsafe(this.size);
     return this.buf;
   }
 }
