@@ -23,7 +23,7 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -348,9 +348,11 @@ async function main(): Promise<void> {
     { name: 'nginx reverse proxy', port: nginxPort, pids: nginxWorkers },
     { name: 'ALB instance', port: alb.port, pids: [alb.child.pid!] },
   ];
+  const loadBefore = loadavg()[0];
   log(
     `${pin ? 'pinned: wrk + backend on core 0, proxy on core 1' : 'not pinned'}; ${connections} connections, ` +
-      `${reps} × ${durationS} s per path (after ${warmupS} s warm-up); CLK_TCK ${CLK_TCK}`,
+      `${reps} × ${durationS} s per path (after ${warmupS} s warm-up); CLK_TCK ${CLK_TCK}; ` +
+      `load average ${loadBefore.toFixed(2)}`,
   );
   for (const p of paths) await wrk(p.port, warmupS, p.pids);
   const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
@@ -375,6 +377,9 @@ async function main(): Promise<void> {
       errors: rs.reduce((a, x) => a + x.errors, 0),
     };
   });
+  // Other jobs on the machine move every figure: the load average goes with them.
+  const loadAfter = loadavg()[0];
+  log(`load average ${loadAfter.toFixed(2)} at the end`);
   const [, ng, al] = summary;
   const rpsRatio = al.rps / ng.rps;
   const p99Ratio = al.p99Ms / ng.p99Ms;
@@ -383,6 +388,7 @@ async function main(): Promise<void> {
     connections,
     durationS,
     reps,
+    loadAverage: { before: loadBefore, after: loadAfter },
     paths: summary,
     albVsNginx: {
       rpsRatio,

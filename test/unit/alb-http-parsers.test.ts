@@ -6,7 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkedDecoder } from '../../services/modules/common/http/chunked.js';
 import { parseRequestHead } from '../../services/modules/common/http/request-parser.js';
+import { newRequestId } from '../../services/modules/common/http/request-head.js';
 import { ResponseParser, type ResponseHead } from '../../services/modules/common/http/response-parser.js';
+import { headText } from '../../services/modules/common/http/syntax.js';
 
 const head = (lines: string[]) => lines.join('\r\n');
 
@@ -275,5 +277,50 @@ describe('ChunkedDecoder', () => {
       const d = new ChunkedDecoder(() => undefined);
       expect(typeof d.execute(Buffer.from(bad, 'latin1')), bad).toBe('string');
     }
+  });
+});
+
+describe('headText', () => {
+  it('finds the end of a head at any offset, the CRLFCRLF anywhere around its search window', () => {
+    // Heads are searched for in a 4096-byte string window first, then in the buffer.
+    for (const len of [20, 4000, 4091, 4092, 4093, 4094, 4095, 4096, 4097, 9000]) {
+      for (const start of [0, 7]) {
+        const headLine = `X: ${'a'.repeat(len)}`;
+        const buf = Buffer.from(`${'z'.repeat(start)}${headLine}\r\n\r\nBODY\r\n\r\n`, 'latin1');
+        const text = headText(buf, start);
+        expect(text, `len ${len} start ${start}`).toBe(headLine);
+        // Latin1: the head's bytes end where its text does.
+        expect(buf.toString('latin1', start + text!.length, start + text!.length + 8)).toBe('\r\n\r\nBODY');
+        expect(headText(buf.subarray(0, start + headLine.length + 3), start)).toBeNull();
+      }
+    }
+  });
+
+  it('lets the response parser read a head longer than the window', () => {
+    const big = 'v'.repeat(10_000);
+    const events: { head: ResponseHead | null; body: string } = { head: null, body: '' };
+    const p = new ResponseParser(
+      {
+        onHead: (h) => (events.head = h),
+        onBody: (c) => (events.body += c.toString('latin1')),
+        onComplete() {},
+      },
+      64 * 1024,
+    );
+    p.reset(false);
+    const res = `HTTP/1.1 200 OK\r\nX-Big: ${big}\r\nContent-Length: 2\r\n\r\nok`;
+    expect(p.execute(Buffer.from(res, 'latin1'))).toBeNull();
+    expect(events.head?.headers).toEqual(['X-Big', big, 'Content-Length', '2']);
+    expect(events.body).toBe('ok');
+    expect(p.reusable).toBe(true);
+  });
+});
+
+describe('newRequestId', () => {
+  it('makes version 4 UUIDs, distinct across batches', () => {
+    const ids = Array.from({ length: 1000 }, () => newRequestId());
+    for (const id of ids)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

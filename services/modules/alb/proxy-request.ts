@@ -110,7 +110,12 @@ export class ProxiedRequest implements ExchangeHandler, ClientListener {
     else this.pool.succeeded(b);
     const headers = head.headers;
     headers.push('X-Request-Id', this.requestId);
-    this.client.writeHead(head.status, head.statusText, headers, head.contentLength);
+    // Flushed by onReadEnd (or taken along by the body bytes of the same read): no tick needed.
+    this.client.writeHead(head.status, head.statusText, headers, head.contentLength, false);
+  }
+
+  onReadEnd(): void {
+    this.client.flushHead();
   }
 
   onBody(chunk: Buffer): boolean {

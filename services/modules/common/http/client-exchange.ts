@@ -99,8 +99,19 @@ export class ClientExchange {
    * Starts the response. `headers` are end-to-end fields (flat pairs), already valid (the
    * response parser checks what comes from backends); `contentLength` is -1 when unknown
    * (chunked to HTTP/1.1 clients, close-delimited to HTTP/1.0 ones).
+   *
+   * The head waits for the first body bytes so that both go out in one write. `flushLater`
+   * sends it at the end of this tick at the latest; a caller that calls `flushHead()` itself
+   * before returning to the event loop (the proxy does, after each upstream read) passes false
+   * and saves the tick.
    */
-  writeHead(status: number, statusText: string, headers: readonly string[], contentLength: number): void {
+  writeHead(
+    status: number,
+    statusText: string,
+    headers: readonly string[],
+    contentLength: number,
+    flushLater = true,
+  ): void {
     if (this.headersSent) throw new Error('response head already sent');
     let text = `HTTP/1.1 ${status} ${statusText || STATUS_CODES[status] || ''}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -116,9 +127,8 @@ export class ClientExchange {
     else if (this.head.http10) text += 'Connection: keep-alive\r\n';
     text += '\r\n';
     this.headersSent = true;
-    // Sent with the first body bytes (one write), or at the end of this tick at the latest.
     this.pendingHead = text;
-    process.nextTick(flushHeadLater, this);
+    if (flushLater) process.nextTick(flushHeadLater, this);
   }
 
   /** Writes body bytes; returns false when the client is slow (wait for the listener's drain). */

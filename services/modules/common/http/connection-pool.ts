@@ -39,6 +39,8 @@ export interface ExchangeHandler {
   onBody(chunk: Buffer): boolean;
   onEnd(): void;
   onError(failure: UpstreamFailure): void;
+  /** The bytes of one read from the backend have been handed over (a point to flush writes). */
+  onReadEnd?(): void;
 }
 
 export interface ConnectionPoolOptions {
@@ -238,6 +240,7 @@ class Connection implements ResponseSink {
     ex.progress++;
     const err = this.parser.execute(chunk);
     if (err && this.ex === ex && !ex.finished) this.fail(ex, 'protocol', err);
+    ex.handler.onReadEnd?.();
   }
 
   // ResponseSink: called by the parser.

@@ -17,6 +17,7 @@ import { ChunkedDecoder } from './chunked.js';
 import { ClientExchange, RequestBody, type ExchangeConnection } from './client-exchange.js';
 import type { ClientConnection, FrontendLimits } from './frontend.js';
 import { parseRequestHead } from './request-parser.js';
+import { headText } from './syntax.js';
 import { acceptMaybeTls } from './tls-accept.js';
 
 export interface Http1Handlers {
@@ -25,7 +26,6 @@ export interface Http1Handlers {
   upgrade(ex: ClientExchange, socket: Socket, head: Buffer): void;
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Bytes of pipelined requests buffered while one is served, before reading pauses. */
 const MAX_PIPELINED_BYTES = 256 * 1024;
 const SWEEP_MS = 100;
@@ -95,22 +95,22 @@ class Http1Connection implements ExchangeConnection {
 
   /** Parses buffered request heads; dispatches one request and stops (the next waits for it). */
   private processHeads(): void {
-    let buf = this.pending;
+    const buf = this.pending;
     if (!buf) return;
     // Empty lines before a request line are allowed (RFC 9112 §2.2).
     let start = 0;
     while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
-    const end = buf.indexOf(CRLFCRLF, start);
+    const text = headText(buf, start);
     const limit = this.server.limits.maxHeaderBytes;
-    if (end < 0) {
+    if (text === null) {
       if (buf.length - start > limit) this.reject(431, 'request head too large');
       else this.pending = start ? buf.subarray(start) : buf;
       return;
     }
-    if (end - start > limit) return this.reject(431, 'request head too large');
-    const parsed = parseRequestHead(buf.toString('latin1', start, end));
-    buf = buf.subarray(end + 4);
-    this.pending = buf.length ? buf : null;
+    if (text.length > limit) return this.reject(431, 'request head too large');
+    const parsed = parseRequestHead(text);
+    const next = start + text.length + 4;
+    this.pending = next < buf.length ? buf.subarray(next) : null;
     if (!parsed.ok) return this.reject(parsed.status, parsed.reason);
     const head = parsed.head;
     const s = head.scanned;

@@ -6,7 +6,7 @@
  * mean one thing here and another to the backend. Pure.
  */
 import type { ScannedRequest } from './request-head.js';
-import { CONTROL_CHARS, TOKEN } from './syntax.js';
+import { CONTROL_CHARS, TOKEN, trimmedSlice } from './syntax.js';
 
 export interface ParsedRequestHead {
   method: string;
@@ -38,16 +38,18 @@ const fail = (status: 400 | 405 | 501 | 505, reason: string): RequestHeadResult 
 
 /** Parses a request head (without the final CRLFCRLF; leading empty lines already skipped). */
 export function parseRequestHead(text: string): RequestHeadResult {
-  const lines = text.split('\r\n');
-  if (lines.length - 1 > MAX_HEADERS) return fail(400, 'too many header fields');
-  const requestLine = lines[0];
-  const sp1 = requestLine.indexOf(' ');
-  const sp2 = sp1 < 0 ? -1 : requestLine.indexOf(' ', sp1 + 1);
-  if (sp1 <= 0 || sp2 < 0 || requestLine.indexOf(' ', sp2 + 1) >= 0)
-    return fail(400, 'malformed request line');
-  const method = requestLine.slice(0, sp1);
-  const target = requestLine.slice(sp1 + 1, sp2);
-  const version = requestLine.slice(sp2 + 1);
+  // Walked with indexOf rather than split into lines: the line strings were most of what a
+  // request allocated.
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
+  const sp1 = text.indexOf(' ');
+  const sp2 = sp1 < 0 || sp1 > eol ? -1 : text.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || sp2 > eol) return fail(400, 'malformed request line');
+  const sp3 = text.indexOf(' ', sp2 + 1);
+  if (sp3 >= 0 && sp3 < eol) return fail(400, 'malformed request line');
+  const method = text.slice(0, sp1);
+  const target = text.slice(sp1 + 1, sp2);
+  const version = text.slice(sp2 + 1, eol);
   if (!TOKEN.test(method)) return fail(400, 'malformed method');
   if (!TARGET.test(target)) return fail(400, 'malformed request target');
   let http10: boolean;
@@ -74,13 +76,15 @@ export function parseRequestHead(text: string): RequestHeadResult {
   let keepAliveAsked = false;
   let upgradeAsked = false;
   let expectContinue = false;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(':');
-    if (colon <= 0) return fail(400, 'malformed header line');
-    const name = line.slice(0, colon);
+  for (let at = eol + 2; at <= text.length; at = eol + 2) {
+    if (rawHeaders.length >= 2 * MAX_HEADERS) return fail(400, 'too many header fields');
+    eol = text.indexOf('\r\n', at);
+    if (eol < 0) eol = text.length;
+    const colon = text.indexOf(':', at);
+    if (colon <= at || colon > eol) return fail(400, 'malformed header line');
+    const name = text.slice(at, colon);
     if (!TOKEN.test(name)) return fail(400, 'malformed header name');
-    const value = line.slice(colon + 1).trim();
+    const value = trimmedSlice(text, colon + 1, eol);
     if (CONTROL_CHARS.test(value)) return fail(400, 'invalid character in a header value');
     rawHeaders.push(name, value);
     // Dispatch on length first: most headers need no lowercasing at all.
@@ -99,12 +103,18 @@ export function parseRequestHead(text: string): RequestHeadResult {
         break;
       case 10:
         if (name.toLowerCase() === 'connection') {
-          for (const t of value.toLowerCase().split(',')) {
-            const token = t.trim();
-            if (token === 'close') close = true;
-            else if (token === 'keep-alive') keepAliveAsked = true;
-            else if (token === 'upgrade') upgradeAsked = true;
-            else if (token) (scanned.connectionTokens ??= []).push(token);
+          const v = value.toLowerCase();
+          // One token is the common case: no split.
+          if (v === 'keep-alive') keepAliveAsked = true;
+          else if (v === 'close') close = true;
+          else {
+            for (const t of v.split(',')) {
+              const token = t.trim();
+              if (token === 'close') close = true;
+              else if (token === 'keep-alive') keepAliveAsked = true;
+              else if (token === 'upgrade') upgradeAsked = true;
+              else if (token) (scanned.connectionTokens ??= []).push(token);
+            }
           }
         }
         break;

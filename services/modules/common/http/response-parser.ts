@@ -5,7 +5,7 @@
  * without copying (chunked data is unwrapped) and says whether the connection can be reused.
  * Pure: no sockets, no timers.
  */
-import { CONTROL_CHARS, TOKEN } from './syntax.js';
+import { CONTROL_CHARS, headText, TOKEN, trimmedSlice } from './syntax.js';
 
 /** A response head as the proxies forward it. */
 export interface ResponseHead {
@@ -46,8 +46,6 @@ const enum State {
   Done,
   Failed,
 }
-
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
 const MAX_CHUNK_LINE = 1024;
@@ -97,14 +95,15 @@ export class ResponseParser {
     while (at < buf.length) {
       switch (this.state) {
         case State.Head: {
-          const end = buf.indexOf(CRLFCRLF, at);
-          if (end < 0) {
+          const text = headText(buf, at);
+          if (text === null) {
             if (buf.length - at > this.maxHeadBytes) return this.fail('response head too large');
             this.pending = buf.subarray(at);
             return null;
           }
-          if (end - at > this.maxHeadBytes) return this.fail('response head too large');
-          const err = this.head(buf.toString('latin1', at, end), buf.length - end - 4);
+          if (text.length > this.maxHeadBytes) return this.fail('response head too large');
+          const end = at + text.length;
+          const err = this.head(text, buf.length - end - 4);
           if (err) return this.fail(err);
           at = end + 4;
           if ((this.state as State) === State.Done) return null;
@@ -205,26 +204,31 @@ export class ResponseParser {
     return null;
   }
 
-  /** Parses one head (status line + headers, without the final CRLFCRLF). */
+  /**
+   * Parses one head (status line + headers, without the final CRLFCRLF). Walks the text with
+   * indexOf rather than splitting it into lines: this runs once per response, and the line
+   * strings were most of what a response allocated.
+   */
   private head(text: string, bytesAfter: number): string | null {
-    const lines = text.split('\r\n');
-    const statusLine = lines[0];
-    // "HTTP/1.x NNN[ reason]", checked by hand: this runs once per response.
-    const c9 = statusLine.charCodeAt(9);
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    // "HTTP/1.x NNN[ reason]", checked by hand.
+    const c9 = text.charCodeAt(9);
     if (
-      !statusLine.startsWith('HTTP/1.') ||
-      (statusLine[7] !== '0' && statusLine[7] !== '1') ||
-      statusLine[8] !== ' ' ||
+      eol < 12 ||
+      !text.startsWith('HTTP/1.') ||
+      (text[7] !== '0' && text[7] !== '1') ||
+      text[8] !== ' ' ||
       c9 < 49 ||
       c9 > 57 ||
-      !isDigit(statusLine.charCodeAt(10)) ||
-      !isDigit(statusLine.charCodeAt(11)) ||
-      (statusLine.length > 12 && statusLine[12] !== ' ')
+      !isDigit(text.charCodeAt(10)) ||
+      !isDigit(text.charCodeAt(11)) ||
+      (eol > 12 && text[12] !== ' ')
     )
-      return `bad status line "${statusLine.slice(0, 40)}"`;
-    const http10 = statusLine[7] === '0';
-    const status = (c9 - 48) * 100 + (statusLine.charCodeAt(10) - 48) * 10 + (statusLine.charCodeAt(11) - 48);
-    const statusText = statusLine.length > 13 ? statusLine.slice(13) : '';
+      return `bad status line "${text.slice(0, Math.min(eol, 40))}"`;
+    const http10 = text[7] === '0';
+    const status = (c9 - 48) * 100 + (text.charCodeAt(10) - 48) * 10 + (text.charCodeAt(11) - 48);
+    const statusText = eol > 13 ? text.slice(13, eol) : '';
     if (CONTROL_CHARS.test(statusText)) return 'bad status line';
     const headers: string[] = [];
     let contentLength = -1;
@@ -232,12 +236,13 @@ export class ResponseParser {
     let transferEncoding = false;
     let connectionTokens: string[] | null = null;
     let keepAlive = !http10;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(':');
-      if (colon <= 0) return 'bad header line';
-      const name = line.slice(0, colon);
-      const value = line.slice(colon + 1).trim();
+    for (let at = eol + 2; at <= text.length; at = eol + 2) {
+      eol = text.indexOf('\r\n', at);
+      if (eol < 0) eol = text.length;
+      const colon = text.indexOf(':', at);
+      if (colon <= at || colon > eol) return 'bad header line';
+      const name = text.slice(at, colon);
+      const value = trimmedSlice(text, colon + 1, eol);
       // Validated here, once: the proxies send these fields on to clients as they are.
       if (!TOKEN.test(name) || CONTROL_CHARS.test(value))
         return `bad header ${JSON.stringify(name.slice(0, 40))}`;
@@ -262,11 +267,17 @@ export class ResponseParser {
         case 10: {
           const lower = name.toLowerCase();
           if (lower === 'connection') {
-            for (const t of value.toLowerCase().split(',')) {
-              const token = t.trim();
-              if (token === 'close') keepAlive = false;
-              else if (token === 'keep-alive') keepAlive = true;
-              else if (token) (connectionTokens ??= []).push(token);
+            const v = value.toLowerCase();
+            // One token is the common case ("keep-alive", "close"): no split.
+            if (v === 'keep-alive') keepAlive = true;
+            else if (v === 'close') keepAlive = false;
+            else {
+              for (const t of v.split(',')) {
+                const token = t.trim();
+                if (token === 'close') keepAlive = false;
+                else if (token === 'keep-alive') keepAlive = true;
+                else if (token) (connectionTokens ??= []).push(token);
+              }
             }
             continue;
           }

@@ -6,3 +6,35 @@ export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Controls other than HTAB (a bare CR or LF, NUL…), which no field value may contain. */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 export const CONTROL_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Whitespace as String.prototype.trim sees it, for the latin1 texts the parsers work on. */
+function trimmable(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+}
+
+/** `text.slice(start, end).trim()` without the intermediate string (heads are latin1). */
+export function trimmedSlice(text: string, start: number, end: number): string {
+  while (start < end && trimmable(text.charCodeAt(start))) start++;
+  while (end > start && trimmable(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+/** Heads are looked for in a latin1 string of at most this many bytes first. */
+const HEAD_WINDOW = 4096;
+
+/**
+ * The head starting at `start` in `buf` (latin1, without the final CRLFCRLF), or null when its
+ * end has not arrived. Latin1 is one char per byte, so the head ends at `start + text.length`.
+ * Searching the string the head is decoded into anyway is cheaper than Buffer#indexOf and a
+ * second decode; a head longer than the window falls back to searching the buffer.
+ */
+export function headText(buf: Buffer, start: number): string | null {
+  const windowEnd = Math.min(buf.length, start + HEAD_WINDOW);
+  const text = buf.toString('latin1', start, windowEnd);
+  const end = text.indexOf('\r\n\r\n');
+  if (end >= 0) return text.slice(0, end);
+  if (windowEnd === buf.length) return null;
+  const at = buf.indexOf(CRLFCRLF, windowEnd - 3);
+  return at < 0 ? null : buf.toString('latin1', start, at);
+}
