@@ -315,6 +315,10 @@ class AilbGateway implements TrafficHandler {
     }));
   }
 
+  drain(): void {
+    this.frontend.drain();
+  }
+
   close(): Promise<void> {
     this.frontend.close();
     this.pools.close();

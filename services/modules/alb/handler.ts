@@ -278,6 +278,10 @@ class AlbHandler implements TrafficHandler {
     attempt(null, this.config.retries);
   }
 
+  drain(): void {
+    this.server.drain();
+  }
+
   close(): Promise<void> {
     this.server.close();
     this.pools.close();

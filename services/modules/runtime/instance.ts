@@ -248,6 +248,8 @@ export class ModuleInstanceRuntime {
     this.statusValue = 'STOPPING';
     this.server.close();
     await this.agent.stop(true, Math.ceil(timeoutMs / 1000));
+    // Out of the NLB's routing now: the handler may end what it can (idle keep-alives).
+    this.handler.drain?.();
     const deadline = this.o.clock.now() + timeoutMs;
     while (this.sockets.size > 0 && this.o.clock.now() < deadline) {
       await this.o.clock.sleep(Math.min(50, Math.max(1, deadline - this.o.clock.now())));

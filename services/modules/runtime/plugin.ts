@@ -49,6 +49,13 @@ export interface TrafficHandler {
    * rate limits changed); `ctx.routes()` already returns the new routes.
    */
   applyConfig(config: unknown): void;
+  /**
+   * The instance is draining (it has left the NLB, which sends it no new connections): wind
+   * down what can end early. HTTP handlers close idle keep-alive connections at once and the
+   * others after their current response, so a drain takes as long as the slowest request, not
+   * the drain timeout. Handlers of long sessions (database, streaming) let them finish.
+   */
+  drain?(): void;
   /** Releases handler resources (pools, health-check timers). */
   close(): Promise<void>;
 }

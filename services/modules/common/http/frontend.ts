@@ -48,6 +48,8 @@ export class HttpFrontend {
   private tls: SecureContext | null;
   private readonly conns = new WeakMap<object, ClientConnection>();
   private readonly tracking = new WeakSet<Server>();
+  /** Set by drain(): responses end their connection. */
+  private draining = false;
 
   constructor(
     private readonly ctx: HandlerContext,
@@ -72,9 +74,15 @@ export class HttpFrontend {
       noDelay: true,
     });
     server.timeout = l.idleTimeoutMs;
-    server.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      this.handlers.request(req, res, this.connOf(req.socket)),
-    );
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.draining) res.shouldKeepAlive = false;
+      else
+        // A response that started before drain() ends, then its connection is idle: close it.
+        res.once('finish', () => {
+          if (this.draining) setImmediate(() => server.closeIdleConnections());
+        });
+      this.handlers.request(req, res, this.connOf(req.socket));
+    });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.handlers.upgrade(req, socket, head, this.connOf(socket)),
     );
@@ -156,6 +164,15 @@ export class HttpFrontend {
     s.requestTimeout = limits.requestTimeoutMs;
     s.keepAliveTimeout = limits.keepAliveTimeoutMs;
     s.timeout = limits.idleTimeoutMs;
+  }
+
+  /**
+   * The instance drains: idle keep-alive connections close now; a response in progress ends its
+   * connection when it is done (new requests on a busy connection get "Connection: close").
+   */
+  drain(): void {
+    this.draining = true;
+    for (const s of [this.server, ...this.retired]) s.closeIdleConnections();
   }
 
   /** Stops the timeout checks and closes idle keep-alive connections (the runtime cuts the rest). */

@@ -309,6 +309,16 @@ class Http1Connection implements ExchangeConnection {
     this.server.forget(this);
     this.socket.destroy();
   }
+
+  /**
+   * No further requests on this connection: closed now when it is idle between requests (no
+   * exchange, no bytes of the next request), else after its current response, which then says
+   * "Connection: close".
+   */
+  windDown(): void {
+    this.closing = true;
+    if (!this.current && this.state === State.Head && !this.pending) this.destroy();
+  }
 }
 
 function noop(): void {}
@@ -362,6 +372,11 @@ export class Http1Server {
       this.sweeper?.cancel();
       this.sweeper = null;
     }
+  }
+
+  /** The instance drains: idle keep-alive connections close now, busy ones after their response. */
+  drain(): void {
+    for (const c of [...this.conns]) c.windDown();
   }
 
   /** Stops the sweep; idle connections close, the runtime cuts the rest. */
