@@ -63,7 +63,19 @@ it('SIGTERM drains in-flight requests and refuses new ones; after a restart the 
   ).toBe(true);
   const web = { routeId: 'shop', protocol: Protocol.PROTOCOL_HTTP, destinationPattern: 'shop.example.com' };
   expect((await mod.rpc('updateRoutes', { routes: [web] })).success).toBe(true);
-  await waitFor('traffic through the NLB', () => httpGet(listenerPort, '/').then(() => true), 10_000);
+  // Generous under a loaded machine (the NLB and its data-plane workers run from source); on a
+  // timeout, say what the NLB saw.
+  try {
+    await waitFor('traffic through the NLB', () => httpGet(listenerPort, '/').then(() => true), 20_000);
+  } catch (e) {
+    const nlb = h.nlbClient(first.target);
+    const modules = await nlb('listModules', {}).catch((x: Error) => x.message);
+    const routes = await nlb('getRoutingTable', {}).catch((x: Error) => x.message);
+    throw new Error(
+      `${(e as Error).message}\nmodules: ${JSON.stringify(modules)}\nroutes: ${JSON.stringify(routes)}\nNLB output:\n${first.output()}`,
+      { cause: e },
+    );
+  }
 
   // ---- Two requests in flight (2.5 s and 10 s at the backend), then SIGTERM.
   const settle = <T>(p: Promise<T>) =>
