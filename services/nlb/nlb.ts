@@ -46,6 +46,7 @@ import { validateInstanceSpec, validateRoute } from './domain/validate.js';
 import type { ModulePort } from './ports.js';
 import { routeModuleType, routeId } from './route-identity.js';
 import type { DurableState, StatePort } from './store.js';
+import { LimitLog } from '../shared/limit-log.js';
 
 export interface NlbDeps {
   clock: Clock;
@@ -77,9 +78,6 @@ export type NlbEvent =
       ok: boolean;
     };
 
-/** Log lines about one limit's hits are at least this far apart (the metric counts every hit). */
-export const LIMIT_LOG_EVERY_MS = 10_000;
-
 export class Nlb {
   readonly registry: Registry;
   readonly routes = new RoutingTable();
@@ -95,8 +93,8 @@ export class Nlb {
   readonly owners = new InstanceOwners();
   /** Refusals because a limit was reached, by limit name. */
   readonly limitHits = new Map<string, number>();
-  /** Per limit: when its last log line was written, and the hits not logged since. */
-  private readonly limitLog = new Map<string, { atMs: number; quiet: number }>();
+  /** The limit hits' log lines, rate-limited per limit. */
+  private readonly limitLog: LimitLog;
   lastSweepMs = 0;
   lastSaveError: string | null = null;
   /** Recent autoscaling decisions and rollout events, for status output (set by main.ts). */
@@ -132,6 +130,7 @@ export class Nlb {
 
   constructor(readonly deps: NlbDeps) {
     this.startedAtMs = deps.clock.now();
+    this.limitLog = new LimitLog(deps.logger, () => deps.clock.now());
     const stored = deps.state.load();
     this.config = this.mergeConfig(stored?.config ?? {}, deps.initialConfig ?? {});
     this.apiSections = sectionsOf(stored?.config ?? {});
@@ -297,15 +296,7 @@ export class Nlb {
    */
   noteLimit(hit: LimitHit): void {
     this.limitHits.set(hit.limit, (this.limitHits.get(hit.limit) ?? 0) + 1);
-    const now = this.deps.clock.now();
-    const last = this.limitLog.get(hit.limit);
-    if (last && now - last.atMs < LIMIT_LOG_EVERY_MS) last.quiet++;
-    else {
-      const fields: Record<string, unknown> = { limit: hit.limit, error: hit.message };
-      if (last?.quiet) fields.unlogged = last.quiet;
-      this.deps.logger.warn('limit reached', fields);
-      this.limitLog.set(hit.limit, { atMs: now, quiet: 0 });
-    }
+    this.limitLog.hit(hit.limit, { error: hit.message });
     this.emit({ type: 'limit', limit: hit.limit });
   }
 

@@ -14,7 +14,7 @@ import type { NlbApi } from '../../services/modules/runtime/nlb-api.js';
 import type { ModuleTypePlugin } from '../../services/modules/runtime/plugin.js';
 import type { RateLimitSpec } from '../../services/modules/runtime/token-bucket.js';
 import { createSystemClock } from '../../services/shared/clock.js';
-import { silentLogger } from '../../services/shared/logger.js';
+import { silentLogger, type Logger } from '../../services/shared/logger.js';
 
 /** An NLB that accepts every registration and heartbeat (the tests talk to instances directly). */
 export function stubNlb(): NlbApi {
@@ -267,20 +267,21 @@ export function createHttpHarness() {
       config: unknown,
       routes: RouteSpec[] = [],
       rateLimits: RateLimitSpec[] = [],
+      o: { maxConnections?: number; logger?: Logger; nlb?: NlbApi } = {},
     ): Promise<TestInstance> {
       const snapshot: InstanceSnapshot = {
         routes,
         rateLimits,
         config: plugin.configSchema.parse(config),
-        maxConnections: 0,
+        maxConnections: o.maxConnections ?? 0,
       };
       const runtime = new ModuleInstanceRuntime({
         id: `${plugin.type.toLowerCase()}-test-${instances.length + 1}`,
         plugin,
         version: '1.0',
         clock: createSystemClock(),
-        logger: silentLogger(),
-        nlb: stubNlb(),
+        logger: o.logger ?? silentLogger(),
+        nlb: o.nlb ?? stubNlb(),
         controllerAddress: '127.0.0.1:1',
         host: '127.0.0.1',
         heartbeatIntervalMs: 60_000,

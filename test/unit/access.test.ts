@@ -8,7 +8,8 @@ import { createLogger, type Logger } from '../../services/shared/logger.js';
 import { createRng } from '../../services/shared/rng.js';
 import { createLiveAuth, parseTokenFile } from '../../services/shared/token-file.js';
 import { InstanceOwners, type Caller, type LimitHit } from '../../services/nlb/domain/access.js';
-import { LIMIT_LOG_EVERY_MS, Nlb } from '../../services/nlb/nlb.js';
+import { Nlb } from '../../services/nlb/nlb.js';
+import { LIMIT_LOG_EVERY_MS } from '../../services/shared/limit-log.js';
 import type { ModulePort } from '../../services/nlb/ports.js';
 import { createMemoryStatePort } from '../../services/nlb/store.js';
 

@@ -12,6 +12,7 @@ import {
   Problems,
   resourceExhausted,
 } from '../../shared/errors.js';
+import { LimitLog } from '../../shared/limit-log.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Rng } from '../../shared/rng.js';
 import type { RouteSpec } from '../../nlb/domain/types.js';
@@ -121,9 +122,11 @@ export class ModuleController {
   lastError: string | null = null;
   /** Requests refused because a limit was reached, by limit name (GetMetrics limit_hits_total). */
   readonly limitHits = new Map<string, number>();
+  private readonly limitLog: LimitLog;
 
   constructor(private readonly o: ControllerOptions) {
     this.startedAtMs = o.clock.now();
+    this.limitLog = new LimitLog(o.logger, () => o.clock.now());
     const stored = o.store.load();
     this.state = stored ?? {
       desired: o.initialInstances,
@@ -494,7 +497,7 @@ export class ModuleController {
   /** Counts and logs a limit hit, then refuses the request with RESOURCE_EXHAUSTED. */
   private refuse(limit: string, message: string): never {
     this.limitHits.set(limit, (this.limitHits.get(limit) ?? 0) + 1);
-    this.o.logger.warn('limit reached', { limit, error: message });
+    this.limitLog.hit(limit, { error: message });
     throw resourceExhausted(message, { limit });
   }
 

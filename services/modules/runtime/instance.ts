@@ -15,6 +15,7 @@ import { readProxyHeader } from './proxy-header-reader.js';
 import { createRegistrationAgent, type RegistrationAgent } from './registration.js';
 import { createProcessSampler, StatsCollector, type StatsSnapshot } from './stats.js';
 import { RateLimitTable, type RateLimitSpec } from './token-bucket.js';
+import { LimitLog } from '../../shared/limit-log.js';
 
 /** Everything an instance needs to know from its controller; pushed again on every change. */
 export interface InstanceSnapshot {
@@ -58,6 +59,26 @@ export interface InstanceOptions {
   proxyHeaderTimeoutMs?: number;
 }
 
+/**
+ * Counters that mean a limit or a time budget was hit (docs/security.md "Limits"): each is also
+ * a rate-limited `limit reached` warning. The counts reach the NLB with the heartbeat stats.
+ */
+const LIMIT_COUNTERS = new Set([
+  'refused_max_connections',
+  'rate_limited',
+  'refused_full',
+  'refused_queue_full',
+  'rtmp_refused_publisher_limit',
+  'rtmp_refused_player_limit',
+  'tls_handshake_timeout',
+  'http_client_timeouts',
+  'pg_startup_timeout',
+  'rtmp_closed_handshake_timeout',
+  'rtmp_closed_preamble_timeout',
+  'rtmp_closed_preamble_too_long',
+  'rtmp_closed_pending_overflow',
+]);
+
 export type InstanceStatus = 'STARTING' | 'HEALTHY' | 'STOPPING' | 'STOPPED';
 
 /** The id of an instance-owned route in the NLB's table: unique per instance. */
@@ -73,6 +94,8 @@ export class ModuleInstanceRuntime {
   private agent: RegistrationAgent;
   private snapshot: InstanceSnapshot;
   private statusValue: InstanceStatus = 'STARTING';
+  /** The routes (proto JSON) the NLB was last given, by a registration or an UpdateRouting. */
+  private announcedRoutes = '';
   private address = '';
   private readonly startedAtMs: number;
 
@@ -81,6 +104,10 @@ export class ModuleInstanceRuntime {
     this.sampler = o.processSampler ?? createProcessSampler();
     this.startedAtMs = o.clock.now();
     this.stats = new StatsCollector(this.startedAtMs);
+    const limitLog = new LimitLog(o.logger, () => o.clock.now());
+    this.stats.onCount = (name) => {
+      if (LIMIT_COUNTERS.has(name)) limitLog.hit(name, { instance: o.id });
+    };
     this.limits.set(o.snapshot.rateLimits);
     this.handler = o.plugin.createHandler(
       {
@@ -108,6 +135,14 @@ export class ModuleInstanceRuntime {
       status: () => HealthStatus[`HEALTH_STATUS_${this.statusValue}`],
       onInstructions: (ins) => {
         if (ins.reload === 'true') o.onReloadRequested?.();
+      },
+      // Routes pushed while the registration was in flight went out with neither it nor an
+      // UpdateRouting: send them now.
+      onRegistered: (sent) => {
+        this.announcedRoutes = JSON.stringify(sent.initialRoutes);
+        void this.announceRoutes().catch((e: Error) =>
+          o.logger.warn(`could not announce routes after registering: ${e.message}`, { instance: o.id }),
+        );
       },
     });
   }
@@ -224,19 +259,29 @@ export class ModuleInstanceRuntime {
 
   /** Applies a new snapshot: limits and config live; routes are re-announced to the NLB. */
   async apply(next: InstanceSnapshot): Promise<void> {
-    const routesChanged = JSON.stringify(next.routes) !== JSON.stringify(this.snapshot.routes);
     this.snapshot = next;
     this.limits.set(next.rateLimits);
     this.handler.applyConfig(next.config);
-    if (routesChanged && this.agent.state === 'registered') {
-      const res = await this.o.nlb.updateRouting({
-        routes: this.nlbRoutes(),
-        replaceAll: true,
-        sourceInstanceId: this.o.id,
-        validateOnly: false,
-      });
-      if (!res.success) throw new Error(`the NLB refused the routes of ${this.o.id}: ${res.message}`);
-    }
+    await this.announceRoutes();
+  }
+
+  /**
+   * Sends the routes to the NLB when they differ from the last ones it got (in the registration
+   * or an UpdateRouting). Not registered: the next registration carries them.
+   */
+  private async announceRoutes(): Promise<void> {
+    if (this.agent.state !== 'registered') return;
+    const routes = this.nlbRoutes();
+    const current = JSON.stringify(routes);
+    if (current === this.announcedRoutes) return;
+    const res = await this.o.nlb.updateRouting({
+      routes,
+      replaceAll: true,
+      sourceInstanceId: this.o.id,
+      validateOnly: false,
+    });
+    if (!res.success) throw new Error(`the NLB refused the routes of ${this.o.id}: ${res.message}`);
+    this.announcedRoutes = current;
   }
 
   /**

@@ -21,6 +21,11 @@ export interface RegistrationOptions {
   heartbeatIntervalMs: number;
   /** First retry delay while the NLB is unreachable; doubles up to the heartbeat interval. */
   initialBackoffMs?: number;
+  /**
+   * Each successful registration, with the request that made it (the instance sends routes
+   * that changed while it was in flight).
+   */
+  onRegistered?: (sent: RegisterModuleRequest) => void;
   /** Instructions from heartbeat responses other than re-registration. */
   onInstructions?: (instructions: Record<string, string>, response: HeartbeatResponse) => void;
   /** A random number in [0,1) for jitter. */
@@ -75,7 +80,8 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
     if (state === 'stopped') return;
     state = 'registering';
     try {
-      const res = await o.nlb.register(o.request());
+      const req = o.request();
+      const res = await o.nlb.register(req);
       if (isStopped()) {
         // stop() is waiting for this call: let it unregister what the NLB has just registered.
         if (res.success) registrationId = res.registrationId;
@@ -97,6 +103,7 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
         registration: registrationId,
       });
       schedule(o.heartbeatIntervalMs, heartbeat);
+      o.onRegistered?.(req);
     } catch (e) {
       counts.failures++;
       o.logger.debug(`NLB unreachable for registration: ${(e as Error).message}`, { instance: id() });

@@ -72,8 +72,12 @@ export class StatsCollector {
   }
 
   /** Adds to a module-specific counter (e.g. rate_limited). */
+  /** Sees every count (the instance runtime logs the ones that are limit hits). */
+  onCount: ((name: string) => void) | null = null;
+
   count(name: string, by = 1): void {
     this.custom.set(name, (this.custom.get(name) ?? 0) + by);
+    this.onCount?.(name);
   }
 
   snapshot(proc: { cpuPercent: number; rssMb: number }): StatsSnapshot {

@@ -2,11 +2,13 @@
  * Draining an HTTP instance (Scale down, Drain, UnregisterModule graceful): idle keep-alive
  * connections close at once and a request in progress finishes with "Connection: close", so the
  * drain ends when the slowest request does, not at the drain timeout (which a pooled client's
- * keep-alive connection would otherwise hold open to the end).
+ * keep-alive connection would otherwise hold open to the end). And an instance's limit hits are
+ * counted and logged, one line per limit per 10 s.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ailbPlugin } from '../../services/modules/ailb/plugin.js';
 import { albPlugin } from '../../services/modules/alb/plugin.js';
+import type { Logger } from '../../services/shared/logger.js';
 import { createHttpHarness, readUntil } from './alb-fixture.js';
 
 const h = createHttpHarness();
@@ -64,4 +66,33 @@ describe('HTTP instances drain by ending keep-alive, not by waiting it out', () 
     expect(await ailb.runtime.drain(DRAIN_TIMEOUT_MS)).toBe(0);
     expect((await idleClosed).closed).toBe(true);
   }, 15_000);
+});
+
+describe('instance limits are counted and logged, the log rate-limited', () => {
+  it('connections over max_connections: every refusal counted, one "limit reached" line', async () => {
+    const lines: Array<Record<string, unknown> | undefined> = [];
+    const logger: Logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (msg, fields) => {
+        if (msg === 'limit reached') lines.push(fields);
+      },
+      error: () => undefined,
+      child: () => logger,
+    };
+    const b = await h.backend('b');
+    const alb = await h.instance(albPlugin, { backends: [{ name: 'b', address: b.address }] }, [], [], {
+      maxConnections: 1,
+      logger,
+    });
+    const held = await h.raw(alb.port);
+    held.write(get('/held'));
+    await readUntil(held, complete, 5000);
+    for (let i = 0; i < 3; i++) {
+      const extra = await h.raw(alb.port);
+      expect((await readUntil(extra, () => false, 5000)).closed).toBe(true);
+    }
+    expect(alb.counter('refused_max_connections')).toBe(3);
+    expect(lines).toEqual([{ limit: 'refused_max_connections', instance: alb.runtime.id }]);
+  });
 });
