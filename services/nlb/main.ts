@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { serverTlsOptions, serverTlsSchema } from '../shared/grpc/server-tls-config.js';
 import { NLBServiceService } from '../../proto/gen/marchproxy/nlb.js';
 import type { TokenEntry } from '../shared/auth.js';
 import { createLiveAuth } from '../shared/token-file.js';
@@ -56,15 +57,7 @@ export const nlbProcessSchema = z
       })
       .strict()
       .default({ anonymousRead: false }),
-    tls: z
-      .object({
-        certFile: z.string().optional(),
-        keyFile: z.string().optional(),
-        caFile: z.string().optional(),
-        requireClientCert: z.boolean().default(false),
-      })
-      .strict()
-      .default({ requireClientCert: false }),
+    tls: serverTlsSchema,
     /** How the NLB reaches module controllers (CanHandle, HealthCheck, Scale). */
     modules: z
       .object({
@@ -257,15 +250,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   const grpcServer = createGrpcServer({
     logger,
     auth,
-    tls:
-      config.tls.certFile && config.tls.keyFile
-        ? {
-            certFile: config.tls.certFile,
-            keyFile: config.tls.keyFile,
-            caFile: config.tls.caFile,
-            requireClientCert: config.tls.requireClientCert,
-          }
-        : undefined,
+    tls: serverTlsOptions(config.tls),
     maxMessageBytes: nlb.config.server.maxMessageBytes,
   });
   grpcServer.addService(

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
+import { serverTlsOptions, serverTlsSchema } from '../../shared/grpc/server-tls-config.js';
 import { ModuleServiceService } from '../../../proto/gen/marchproxy/module.js';
 import type { TokenEntry } from '../../shared/auth.js';
 import { createLiveAuth } from '../../shared/token-file.js';
@@ -86,15 +87,7 @@ export const moduleProcessSchema = z
       .strict()
       .default({ anonymousRead: false }),
     /** TLS (and mutual TLS with caFile + requireClientCert) on this controller's ModuleService. */
-    tls: z
-      .object({
-        certFile: z.string().optional(),
-        keyFile: z.string().optional(),
-        caFile: z.string().optional(),
-        requireClientCert: z.boolean().default(false),
-      })
-      .strict()
-      .default({ requireClientCert: false }),
+    tls: serverTlsSchema,
     /** How the controller and its instances reach the NLB: TLS when set (caFile; cert/key for mutual TLS). */
     nlbTls: z
       .object({
@@ -223,15 +216,7 @@ export async function startModule(
   const server = createGrpcServer({
     logger,
     auth: liveAuth.auth,
-    tls:
-      config.tls.certFile && config.tls.keyFile
-        ? {
-            certFile: config.tls.certFile,
-            keyFile: config.tls.keyFile,
-            caFile: config.tls.caFile,
-            requireClientCert: config.tls.requireClientCert,
-          }
-        : undefined,
+    tls: serverTlsOptions(config.tls),
   });
   const controllerNlb = nlbApi();
   let finish!: () => void;
