@@ -116,7 +116,7 @@ export class ModuleInstanceRuntime {
         now: () => o.clock.now(),
         clock: o.clock,
         routes: () => this.snapshot.routes,
-        rateLimit: (keys) => this.limits.check(keys, o.clock.now()),
+        rateLimit: (keys) => (this.limits.size === 0 ? null : this.limits.check(keys, o.clock.now())),
       },
       o.snapshot.config,
     );

@@ -84,6 +84,11 @@ export class RateLimitTable {
 
   constructor(private readonly maxKeysPerLimit = 10_000) {}
 
+  /** How many limits are set (none: every request passes without reading the clock). */
+  get size(): number {
+    return this.limits.size;
+  }
+
   /** Replaces the set of limits; buckets of unchanged limits keep their tokens. */
   set(specs: readonly RateLimitSpec[]): void {
     const next = new Map<string, { spec: RateLimitSpec; buckets: Map<string, RateLimiter> }>();
