@@ -11,23 +11,14 @@
  * A benchmark, not a test: a missed target does not fail it (exit 1 only when it could not run).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { compileForBench } from './compile.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGET_RPS_RATIO = 0.6;
@@ -188,24 +179,12 @@ async function waitHttp(port: number, what: string): Promise<void> {
  * plain node runs it as a built module instance would (tsx adds a helper call per closure).
  */
 async function buildInstance(): Promise<string> {
-  const out = join(dir, 'build');
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const args = [
-    ...['--ignoreConfig', '--noCheck', '--outDir', out, '--rootDir', root, '--module', 'nodenext'],
-    ...['--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--esModuleInterop'],
-    ...['--resolveJsonModule', '--types', 'node', '--sourceMap', 'false'],
-    join(root, 'bench/alb-instance.ts'),
-  ];
-  await promisify(execFile)(process.execPath, [tsc, ...args], { cwd: root }).catch(
-    (e: { stdout?: string; message: string }) => {
-      throw new Error(`compiling the ALB instance failed: ${e.stdout || e.message}`);
-    },
+  const [instance] = await compileForBench(
+    join(dir, 'build'),
+    [join(root, 'bench/alb-instance.ts')],
+    'the ALB instance',
   );
-  copyFileSync(join(root, 'package.json'), join(out, 'package.json'));
-  mkdirSync(join(out, 'proto'), { recursive: true });
-  symlinkSync(join(root, 'proto', 'marchproxy'), join(out, 'proto', 'marchproxy'));
-  symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
-  return join(out, 'bench', 'alb-instance.js');
+  return instance;
 }
 
 async function startAlb(backendPort: number): Promise<{ child: ChildProcess; port: number }> {

@@ -8,15 +8,14 @@
  * A benchmark, not a test: `npm test` does not run it, and a missed target does not fail it
  * (exit 1 only when the benchmark itself or an RPC failed).
  */
-import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import type { ListModulesRequest, NLBServiceClient } from '../proto/gen/marchproxy/nlb.js';
 import { HealthStatus, ModuleType } from '../proto/gen/marchproxy/types.js';
 import { createClientConnection, createNlbClient, unaryCall } from '../services/shared/grpc/client.js';
@@ -33,6 +32,7 @@ import {
   type ToNlb,
   type ToWorker,
 } from './control-plane-shared.js';
+import { compileForBench } from './compile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -227,24 +227,8 @@ let nlbChild: ChildProcess | undefined;
  * built `mpctl serve nlb` would. Returns the script to fork.
  */
 async function buildNlb(): Promise<string> {
-  const out = join(tmp!, 'build');
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  // The same settings as tsconfig.json, for this one entry point; types are checked elsewhere.
-  const args = [
-    ...['--ignoreConfig', '--noCheck', '--outDir', out, '--rootDir', root, '--module', 'nodenext'],
-    ...['--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--esModuleInterop'],
-    ...['--resolveJsonModule', '--types', 'node', '--sourceMap', 'false'],
-    join(here, 'control-plane-nlb.ts'),
-  ];
-  await promisify(execFile)(process.execPath, [tsc, ...args], { cwd: root }).catch(
-    (e: { stdout?: string; message: string }) => {
-      throw new Error(`compiling the NLB failed: ${e.stdout || e.message}`);
-    },
-  );
-  copyFileSync(join(root, 'package.json'), join(out, 'package.json'));
-  symlinkSync(join(root, 'proto', 'marchproxy'), join(out, 'proto', 'marchproxy'));
-  symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
-  return join(out, 'bench', 'control-plane-nlb.js');
+  const [nlb] = await compileForBench(join(tmp!, 'build'), [join(here, 'control-plane-nlb.ts')], 'the NLB');
+  return nlb;
 }
 
 async function startNlbChild(

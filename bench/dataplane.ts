@@ -12,36 +12,33 @@
  * A benchmark, not a test: `npm test` does not run it, and a missed target does not fail it
  * (exit 1 only when the benchmark itself broke).
  */
-import { execFile, execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   accessSync,
   constants,
-  copyFileSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createRequire } from 'node:module';
 import { createServer, connect as netConnect } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { ModuleServiceService, type ModuleServiceServer } from '../proto/gen/marchproxy/module.js';
 import { HealthStatus, ModuleType, Protocol, ProxyProtocolMode } from '../proto/gen/marchproxy/types.js';
 import { createClientConnection, createNlbClient, unaryCall } from '../services/shared/grpc/client.js';
 import type { FromDataplaneNlb, ToDataplaneNlb } from './dataplane-nlb.js';
+import { compileForBench } from './compile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
 
 /** The issue's targets, as NLB / HAProxy ratios. */
 const TARGET_KEEPALIVE_RATIO = 0.9;
@@ -474,27 +471,12 @@ function nextFromNlb<T extends FromDataplaneNlb>(
  * node runs them without tsx's loader (as bench/control-plane.ts does).
  */
 async function build(): Promise<{ nlb: string; bulk: string }> {
-  const out = join(tmp!, 'build');
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const args = [
-    ...['--ignoreConfig', '--noCheck', '--outDir', out, '--rootDir', root, '--module', 'nodenext'],
-    ...['--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--esModuleInterop'],
-    ...['--resolveJsonModule', '--types', 'node', '--sourceMap', 'false'],
-    join(here, 'dataplane-nlb.ts'),
-    join(here, 'dataplane-bulk.ts'),
-    // Forked by the NLB, not imported: tsc would not find it through the imports.
-    join(root, 'services', 'nlb', 'dataplane', 'worker-main.ts'),
-  ];
-  await promisify(execFile)(process.execPath, [tsc, ...args], { cwd: root }).catch(
-    (e: { stdout?: string; message: string }) => {
-      throw new Error(`compiling the NLB failed: ${e.stdout || e.message}`);
-    },
+  const [nlb, bulk] = await compileForBench(
+    join(tmp!, 'build'),
+    [join(here, 'dataplane-nlb.ts'), join(here, 'dataplane-bulk.ts')],
+    'the NLB',
   );
-  copyFileSync(join(root, 'package.json'), join(out, 'package.json'));
-  mkdirSync(join(out, 'proto'), { recursive: true });
-  symlinkSync(join(root, 'proto', 'marchproxy'), join(out, 'proto', 'marchproxy'));
-  symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
-  return { nlb: join(out, 'bench', 'dataplane-nlb.js'), bulk: join(out, 'bench', 'dataplane-bulk.js') };
+  return { nlb, bulk };
 }
 
 async function startNlbChild(

@@ -12,26 +12,16 @@
  * stopped on exit, Ctrl-C included: the stack's processes carry a per-run marker in their
  * environment (inherited by the instances), so even an instance whose controller died is found.
  */
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { request as httpRequest } from 'node:http';
 import { Protocol } from '../proto/gen/marchproxy/types.js';
 import { moduleProcessSchema } from '../services/modules/runtime/main.js';
@@ -55,6 +45,7 @@ import {
 } from './soak-report.js';
 import type { FromStack, StackSpec, ToStack } from './soak-stack.js';
 import { loadPg, newCounters, runHttpTraffic, runPgTraffic, type TrafficCounters } from './soak-traffic.js';
+import { compileForBench } from './compile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -195,25 +186,8 @@ function freePort(): Promise<number> {
  * and node_modules/, so that plain node runs them as the built `mpctl` would.
  */
 async function build(): Promise<string> {
-  const outDir = join(tmp, 'build');
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const args = [
-    ...['--ignoreConfig', '--noCheck', '--outDir', outDir, '--rootDir', root, '--module', 'nodenext'],
-    ...['--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--esModuleInterop'],
-    ...['--resolveJsonModule', '--types', 'node', '--sourceMap', 'false'],
-    join(here, 'soak-stack.ts'),
-    ...FORKED_BY_PATH.map((f) => join(root, f)).filter((f) => existsSync(f)),
-  ];
-  await promisify(execFile)(process.execPath, [tsc, ...args], { cwd: root, timeout: 300_000 }).catch(
-    (e: { stdout?: string; message: string }) => {
-      throw new Error(`compiling the stack failed: ${e.stdout || e.message}`);
-    },
-  );
-  copyFileSync(join(root, 'package.json'), join(outDir, 'package.json'));
-  mkdirSync(join(outDir, 'proto'), { recursive: true });
-  symlinkSync(join(root, 'proto', 'marchproxy'), join(outDir, 'proto', 'marchproxy'));
-  symlinkSync(join(root, 'node_modules'), join(outDir, 'node_modules'));
-  return join(outDir, 'bench', 'soak-stack.js');
+  const [stack] = await compileForBench(join(tmp, 'build'), [join(here, 'soak-stack.ts')], 'the stack');
+  return stack;
 }
 
 let script = join(here, 'soak-stack.ts');
@@ -222,10 +196,6 @@ let script = join(here, 'soak-stack.ts');
  * Entry points the stack forks by path (the process provider's instances, the NLB's data-plane
  * workers): tsc does not reach them from soak-stack.ts, so they are compiled beside it.
  */
-const FORKED_BY_PATH = [
-  'services/modules/runtime/providers/instance-child.ts',
-  'services/nlb/dataplane/worker-main.ts',
-];
 /** Progress-table and report names of the processes forked by path, by script name. */
 const FORKED_NAMES: Record<string, string> = { 'worker-main': 'worker' };
 
