@@ -25,6 +25,11 @@ export interface ConfigSources {
   envMap?: Readonly<Record<string, string>>;
   /** Dotted config path → value; undefined values (flags not given) are ignored. */
   flags?: Readonly<Record<string, unknown>>;
+  /**
+   * Dotted config path → value, under every other source (e.g. what `--local-stack` reads from
+   * the local stack): the file, the environment and the flags all override it.
+   */
+  base?: Readonly<Record<string, unknown>>;
 }
 
 type Path = readonly (string | number)[];
@@ -94,8 +99,12 @@ export function loadConfig<S extends z.ZodType>(schema: S, sources: ConfigSource
   for (const [pathText, value] of Object.entries(sources.flags ?? {})) {
     if (value !== undefined) apply(flagLayer, `flag ${pathText}`, pathText, value);
   }
+  const baseLayer: Tree = {};
+  for (const [pathText, value] of Object.entries(sources.base ?? {})) {
+    if (value !== undefined) apply(baseLayer, `base ${pathText}`, pathText, value);
+  }
 
-  const merged = deepMerge(file?.value ?? {}, envLayer, flagLayer);
+  const merged = deepMerge(baseLayer, file?.value ?? {}, envLayer, flagLayer);
   const result = schema.safeParse(merged);
   if (result.success && problems.empty) return result.data;
   for (const issue of result.error?.issues ?? []) {

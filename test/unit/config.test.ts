@@ -61,6 +61,28 @@ describe('loadConfig precedence', () => {
     });
   });
 
+  it('puts base (what --local-stack reads) under the file, the environment and the flags', () => {
+    const base = { token: 'from-stack', 'grpc.host': 'stack-host', 'grpc.port': 1, logLevel: 'debug' };
+    expect(loadConfig(schema, { base })).toMatchObject({
+      token: 'from-stack',
+      grpc: { host: 'stack-host', port: 1 },
+      logLevel: 'debug',
+    });
+    const file = writeFile('grpc:\n  host: file-host\n');
+    const c = loadConfig(schema, {
+      base,
+      file,
+      env: { MP_TOKEN: 'from-env' },
+      envMap: { MP_TOKEN: 'token' },
+      flags: { 'grpc.port': 3000 },
+    });
+    expect(c).toMatchObject({
+      token: 'from-env',
+      grpc: { host: 'file-host', port: 3000 },
+      logLevel: 'debug',
+    });
+  });
+
   it('applies defaults < file < env < flags, key by key', () => {
     const file = writeFile('grpc:\n  host: file-host\n  port: 1000\nlogLevel: debug\ntls: true\n');
     const env = { MP_PORT: '2000', MP_LOG: 'warn' };

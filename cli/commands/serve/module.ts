@@ -125,21 +125,21 @@ TLS: --tls-cert/--tls-key serve ModuleService over TLS (--tls-ca with --require-
           'nlbTls.caFile': flags['nlb-ca'],
           'nlbTls.certFile': flags['nlb-cert'],
           'nlbTls.keyFile': flags['nlb-key'],
-          // Flags win; the local stack fills in what they do not say.
-          ...(stack && {
-            nlb: flags.nlb ?? stack.nlb,
-            nlbToken: stack.tokens.module,
-            'auth.adminToken': stack.tokens.admin,
-            'auth.readToken': stack.tokens.read,
-            ...(stack.tls && {
-              'tls.certFile': flags['tls-cert'] ?? stack.tls.serverCert,
-              'tls.keyFile': flags['tls-key'] ?? stack.tls.serverKey,
-              'tls.caFile': flags['tls-ca'] ?? stack.tls.ca,
-              'tls.requireClientCert': true,
-              'nlbTls.caFile': flags['nlb-ca'] ?? stack.tls.ca,
-              'nlbTls.certFile': flags['nlb-cert'] ?? stack.tls.clientCert,
-              'nlbTls.keyFile': flags['nlb-key'] ?? stack.tls.clientKey,
-            }),
+        },
+        // The local stack fills in what the file, the environment and the flags do not say.
+        base: stack && {
+          nlb: stack.nlb,
+          nlbToken: stack.tokens.module,
+          'auth.adminToken': stack.tokens.admin,
+          'auth.readToken': stack.tokens.read,
+          ...(stack.tls && {
+            'tls.certFile': stack.tls.serverCert,
+            'tls.keyFile': stack.tls.serverKey,
+            'tls.caFile': stack.tls.ca,
+            'tls.requireClientCert': true,
+            'nlbTls.caFile': stack.tls.ca,
+            'nlbTls.certFile': stack.tls.clientCert,
+            'nlbTls.keyFile': stack.tls.clientKey,
           }),
         },
       }),
