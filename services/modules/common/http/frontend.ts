@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { ConnectionInfo, HandlerContext } from '../../runtime/plugin.js';
 import { acceptMaybeTls } from './tls-accept.js';
+import type { TimerHandle } from '../../../shared/clock.js';
 
 export interface FrontendLimits {
   maxHeaderBytes: number;
@@ -40,6 +41,9 @@ const CLIENT_ERROR_STATUS: Readonly<Record<string, [number, string]>> = {
   HPE_HEADERS_TIMEOUT: [408, 'Request Timeout'],
 };
 
+/** How often a draining frontend closes connections that went idle. */
+const DRAIN_SWEEP_MS = 50;
+
 export class HttpFrontend {
   private server: Server;
   /** Servers replaced by update(), still serving their connections. */
@@ -50,6 +54,8 @@ export class HttpFrontend {
   private readonly tracking = new WeakSet<Server>();
   /** Set by drain(): responses end their connection. */
   private draining = false;
+  /** While draining: closes connections that went idle since (responses begun before drain). */
+  private drainSweep: TimerHandle | null = null;
 
   constructor(
     private readonly ctx: HandlerContext,
@@ -76,11 +82,6 @@ export class HttpFrontend {
     server.timeout = l.idleTimeoutMs;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.draining) res.shouldKeepAlive = false;
-      else
-        // A response that started before drain() ends, then its connection is idle: close it.
-        res.once('finish', () => {
-          if (this.draining) setImmediate(() => server.closeIdleConnections());
-        });
       this.handlers.request(req, res, this.connOf(req.socket));
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
@@ -172,11 +173,19 @@ export class HttpFrontend {
    */
   drain(): void {
     this.draining = true;
-    for (const s of [this.server, ...this.retired]) s.closeIdleConnections();
+    const sweep = () => {
+      for (const s of [this.server, ...this.retired]) s.closeIdleConnections();
+    };
+    sweep();
+    // No per-request hook for this rare case: a response in progress at drain() leaves its
+    // connection idle when it ends, and the next sweep closes it.
+    this.drainSweep ??= this.ctx.clock.setInterval(sweep, DRAIN_SWEEP_MS);
   }
 
   /** Stops the timeout checks and closes idle keep-alive connections (the runtime cuts the rest). */
   close(): void {
+    this.drainSweep?.cancel();
+    this.drainSweep = null;
     for (const s of [this.server, ...this.retired]) if (this.tracking.has(s)) s.close();
   }
 }
