@@ -175,6 +175,7 @@ export function rebalance(nlb: Nlb, force: boolean, targets: string[], strategy:
   nlb.selection.cursors.clear();
   for (const r of pool)
     nlb.selection.offsets.set(r.instanceId, Math.max(0, (r.stats?.activeConnections ?? 0) - r.connections));
+  nlb.selection.revision++;
   // The projection of where connections settle per type@version group once new ones even out.
   const next = new Map<string, number>();
   const groups = new Map<string, Map<string, number>>();

@@ -157,6 +157,40 @@ describe('two data-plane workers', () => {
     expect(sample(text, 'mp_nlb_dataplane_connections_total', { instance: 'a' })).toBe(4);
   });
 
+  it('per-client counts of a removed listener do not outlive it (re-added under the same name)', async () => {
+    const nlb = await h.startNlb([{ name: 'web', mode: 'http', maxConnectionsPerClient: 1 }], { workers: 2 });
+    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+    const held = await open(nlb.port('web'));
+    await h.settled();
+    const listeners = (ls: object[]) => ({
+      config: {
+        configType: 'listeners',
+        configData: Buffer.from(
+          JSON.stringify({ listeners: ls.map((l) => ({ address: '127.0.0.1', port: 0, ...l })) }),
+        ),
+      },
+    });
+    await nlb.rpc('updateNlbConfig', listeners([]));
+    await waitFor('the listener to start draining', () => nlb.handle.dataplane.addresses().length === 0);
+    held.c.socket.end(); // its connection ends while the listener drains
+    await held.c.closed();
+    await h.settled();
+    await nlb.rpc('updateNlbConfig', listeners([{ name: 'web', mode: 'http', maxConnectionsPerClient: 1 }]));
+    await waitFor('the listener to be back', () => nlb.handle.dataplane.addresses().length === 1);
+    // One at a time, so never over the limit; they land on both workers.
+    for (let i = 0; i < 8; i++) {
+      const { c, id } = await open(nlb.port('web'));
+      expect(id).toBe('a');
+      c.socket.end();
+      await c.closed();
+      await h.settled();
+    }
+    const text = await scrape(nlb.adminUrl);
+    expect(
+      sample(text, 'mp_nlb_dataplane_connections_rejected_total', { reason: 'max_connections_per_client' }),
+    ).toBe(0);
+  });
+
   it('a killed worker’s connections are closed out and counted down; a replacement takes over', async () => {
     const nlb = await h.startNlb([{ name: 'web', mode: 'http' }], { workers: 2 });
     await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);

@@ -615,7 +615,10 @@ describe('operations', () => {
     const r = rebalance(s.nlb, false, ['alb-1', 'alb-2'], '');
     expect(r).toMatchObject({ changed: false, score: 100 });
     expect(r.message).toBe('load is already balanced (score 100); pass force to recompute anyway');
+    expect(s.nlb.selection.revision).toBe(0);
     expect(rebalance(s.nlb, true, [], '').changed).toBe(true);
+    // Recomputed offsets bump the revision the data-plane workers' snapshots follow.
+    expect(s.nlb.selection.revision).toBe(1);
     const bad = domainError(() => rebalance(s.nlb, true, [], 'random'));
     expect(bad.kind).toBe('invalid_argument');
     expect(bad.message).toBe('strategy "random" is not supported; use least-conn or round-robin');

@@ -8,7 +8,7 @@
 import type { Clock } from '../../shared/clock.js';
 import type { Rng } from '../../shared/rng.js';
 import { RoutingTable, type RequestFacts, type RouteEntry } from '../domain/routes.js';
-import type { SelectionState } from '../domain/selection.js';
+import { newSelectionState, type SelectionState } from '../domain/selection.js';
 import type { InstanceRecord, RouteSpec } from '../domain/types.js';
 import type { Nlb } from '../nlb.js';
 import { RoutingService } from '../nlb-routing.js';
@@ -22,7 +22,7 @@ type CanHandle = ModulePort['canHandle'];
 class ReplicaNlb {
   registryRevision = 0;
   readonly counters = { routed: 0, routingFailures: 0 };
-  readonly selection: SelectionState = { strategy: 'least-conn', offsets: new Map(), cursors: new Map() };
+  readonly selection: SelectionState = newSelectionState();
   config = { routing: { canHandleTimeoutMs: 1000, canHandleCacheTtlMs: 30_000 } };
   records: InstanceRecord[] = [];
   table = new RoutingTable();
@@ -146,8 +146,13 @@ export class WorkerLink implements ControlLink {
       if (n > 0) this.others.set(id, n);
       else this.others.delete(id);
     }
-    for (const [id, rec] of this.byId)
-      rec.connections = (this.others.get(id) ?? 0) + (this.own.get(id)?.n ?? 0);
+    const total = (id: string) => (this.others.get(id) ?? 0) + (this.own.get(id)?.n ?? 0);
+    if (full) for (const [id, rec] of this.byId) rec.connections = total(id);
+    else
+      for (const [id] of others) {
+        const rec = this.byId.get(id);
+        if (rec) rec.connections = total(id);
+      }
   }
 
   eject(instanceId: string, forMs: number): void {

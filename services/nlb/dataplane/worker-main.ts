@@ -32,6 +32,8 @@ class Worker {
   private readonly peers = new Map<string, number>();
   /** Connections from client addresses in the other workers, by listener then address. */
   private readonly peerClients = new Map<string, Map<string, number>>();
+  /** Per-client count changes of listeners already removed (reported with the next report). */
+  private readonly lateClients: WorkerReport['clients'] = [];
   private reportSoon = false;
   private nextId = 1;
   private lastReport = 0;
@@ -149,6 +151,9 @@ class Worker {
     const drained = l?.stop(graceMs);
     send({ type: 'unlistening', name });
     await drained;
+    // Its connections' per-client counts went down while it drained, after it left the map
+    // report() reads: send them, or the primary would keep counting them for good.
+    if (l) for (const [address, n] of l.takeClientChanges()) this.lateClients.push([name, address, n]);
     await this.report(true);
     send({ type: 'unlistened', name });
   }
@@ -198,7 +203,7 @@ class Worker {
     const now = Date.now();
     if (!force && !this.link.pending && this.observer.empty && now - this.lastReport < IDLE_REPORT_MS) return;
     this.lastReport = now;
-    const r = { listeners: [], clients: [] } as unknown as WorkerReport;
+    const r = { listeners: [], clients: this.lateClients.splice(0) } as unknown as WorkerReport;
     this.observer.take(r);
     this.link.take(r);
     r.listeners = await this.listenerStats();

@@ -418,9 +418,7 @@ export class WorkerPool {
   /** What a snapshot depends on that may change without an event. */
   private currentFingerprint(): string {
     const { nlb } = this.opts;
-    let offsets = 0;
-    for (const [id, n] of nlb.selection.offsets) offsets += n * (id.length + 1);
-    return `${nlb.registryRevision}|${nlb.routes.revision}|${nlb.selection.strategy}|${nlb.selection.offsets.size}|${offsets}`;
+    return `${nlb.registryRevision}|${nlb.routes.revision}|${nlb.selection.strategy}|${nlb.selection.revision}`;
   }
 
   /** Tells `p` how many connections the other processes have open (`ids` only, or all). */

@@ -16,12 +16,15 @@ export interface SelectionState {
   offsets: Map<string, number>;
   /** Round-robin cursor per version key. */
   cursors: Map<string, number>;
+  /** Bumped whenever `offsets` are recomputed (the data-plane workers' copy follows it). */
+  revision: number;
 }
 
 export const newSelectionState = (): SelectionState => ({
   strategy: 'least-conn',
   offsets: new Map(),
   cursors: new Map(),
+  revision: 0,
 });
 
 export interface Choice {
