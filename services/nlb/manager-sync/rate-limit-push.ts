@@ -8,17 +8,12 @@
  * exponential backoff until it converges or its instances leave the registry.
  */
 import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
-import type { ModuleServiceClient } from '../../../proto/gen/marchproxy/module.js';
 import { StatusCode } from '../../../proto/gen/marchproxy/types.js';
-import {
-  createClientConnection,
-  createModuleClient,
-  unaryCall,
-  type ClientConnectionOptions,
-} from '../../shared/grpc/client.js';
+import { unaryCall, type ClientConnectionOptions } from '../../shared/grpc/client.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModuleTypeName } from '../domain/types.js';
 import type { Nlb } from '../nlb.js';
+import { createModuleClientPool } from '../transport/module-port.js';
 import type { ManagerRateLimit } from './document.js';
 import { desiredLimitsFor, planRateLimits, type ControllerRateLimit } from './rate-limits.js';
 
@@ -50,26 +45,9 @@ export function controllersOf(nlb: Nlb): RateLimitController[] {
 export function createGrpcRateLimitClient(
   connection: Omit<ClientConnectionOptions, 'target'> = {},
 ): ControllerRateLimitClient {
-  const clients = new Map<string, ModuleServiceClient>();
-  const client = (address: string) => {
-    let c = clients.get(address);
-    if (!c) {
-      c = createModuleClient(
-        createClientConnection({
-          ...connection,
-          target: address,
-          // A controller that comes back must be reachable within seconds, not grpc-js's 120 s.
-          channelOptions: {
-            'grpc.initial_reconnect_backoff_ms': 200,
-            'grpc.max_reconnect_backoff_ms': 2000,
-            ...connection.channelOptions,
-          },
-        }),
-      );
-      clients.set(address, c);
-    }
-    return c;
-  };
+  // The same bounded pool (and reconnect settings) as the port CanHandle and Scale use.
+  const pool = createModuleClientPool(connection);
+  const client = (address: string) => pool.get(address);
   const settings = (timeoutMs: number) => ({ timeoutMs, metadata: new Metadata() });
   return {
     async list(address, timeoutMs) {
@@ -103,8 +81,7 @@ export function createGrpcRateLimitClient(
         throw new Error(`RemoveRateLimit ${limitId} refused: ${r.error.message}`);
     },
     close() {
-      for (const c of clients.values()) c.close();
-      clients.clear();
+      pool.close();
     },
   };
 }

@@ -32,15 +32,22 @@ function invoke<Req, Res>(
   });
 }
 
-/** Creates the port; `connection` supplies token and TLS settings for every controller. */
-export function createGrpcModulePort(
+/** One ModuleService client per controller address, at most `max` (the oldest is closed). */
+export interface ModuleClientPool {
+  get(address: string): ModuleServiceClient;
+  close(): void;
+}
+
+export function createModuleClientPool(
   connection: Omit<ClientConnectionOptions, 'target'> = {},
-): GrpcModulePort {
+  max = 1024,
+): ModuleClientPool {
   const clients = new Map<string, ModuleServiceClient>();
-  const client = (address: string): ModuleServiceClient => {
-    let c = clients.get(address);
-    if (!c) {
-      if (clients.size >= 1024) {
+  return {
+    get(address) {
+      let c = clients.get(address);
+      if (c) return c;
+      if (clients.size >= max) {
         const [oldestAddress, oldest] = clients.entries().next().value as [string, ModuleServiceClient];
         oldest.close();
         clients.delete(oldestAddress);
@@ -59,9 +66,21 @@ export function createGrpcModulePort(
         }),
       );
       clients.set(address, c);
-    }
-    return c;
+      return c;
+    },
+    close() {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
   };
+}
+
+/** Creates the port; `connection` supplies token and TLS settings for every controller. */
+export function createGrpcModulePort(
+  connection: Omit<ClientConnectionOptions, 'target'> = {},
+): GrpcModulePort {
+  const pool = createModuleClientPool(connection);
+  const client = (address: string) => pool.get(address);
   return {
     async canHandle(address, route, context, timeoutMs) {
       const c = client(address);
@@ -93,8 +112,7 @@ export function createGrpcModulePort(
       };
     },
     close() {
-      for (const c of clients.values()) c.close();
-      clients.clear();
+      pool.close();
     },
   };
 }
