@@ -288,11 +288,9 @@ export class Nlb {
 
   // ---- registry --------------------------------------------------------------------------
 
-  /** Counts and logs a refusal because a limit was reached; the caller then throws. */
   /**
-   * Counts a refusal because a limit was reached (mp_nlb_limit_hits_total) and logs it: the first
-   * hit of each limit at once, then at most one line per LIMIT_LOG_EVERY_MS with how many hits
-   * went unlogged, so that a flood of refusals cannot flood the log.
+   * Counts a refusal because a limit was reached (mp_nlb_limit_hits_total) and logs it through
+   * the rate-limited LimitLog; the caller then refuses.
    */
   noteLimit(hit: LimitHit): void {
     this.limitHits.set(hit.limit, (this.limitHits.get(hit.limit) ?? 0) + 1);

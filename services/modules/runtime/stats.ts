@@ -71,10 +71,10 @@ export class StatsCollector {
     this.latency.record(latencyMs);
   }
 
-  /** Adds to a module-specific counter (e.g. rate_limited). */
   /** Sees every count (the instance runtime logs the ones that are limit hits). */
   onCount: ((name: string) => void) | null = null;
 
+  /** Adds to a module-specific counter (e.g. rate_limited). */
   count(name: string, by = 1): void {
     this.custom.set(name, (this.custom.get(name) ?? 0) + by);
     this.onCount?.(name);

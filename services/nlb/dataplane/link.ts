@@ -55,7 +55,7 @@ export function recordConnectFailure(
   reason: string,
 ): boolean {
   let pool = 0;
-  for (const r of nlb.registry.all()) if (r.moduleType === inst.moduleType) pool++;
+  for (const r of nlb.registry.values()) if (r.moduleType === inst.moduleType) pool++;
   const ev = outlier.failure(inst.instanceId, inst.moduleType, pool, nlb.deps.clock.now());
   if (ev?.type !== 'ejected') return false;
   onEjected(inst.moduleType, inst.instanceId);

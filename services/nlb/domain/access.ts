@@ -15,7 +15,7 @@
  * that are not theirs.
  */
 import { instanceInScope, moduleTypeInScope, type Role, type TokenScope } from '../../shared/auth.js';
-import { DomainError, permissionDenied } from '../../shared/errors.js';
+import { permissionDenied, resourceExhausted } from '../../shared/errors.js';
 
 export interface Caller {
   principal: string;
@@ -79,7 +79,7 @@ export class InstanceOwners {
           : 'limits.maxRegistrationsPerToken'
       }`;
       onLimit?.({ limit: 'registrations_per_token', message });
-      throw new DomainError('resource_exhausted', message);
+      throw resourceExhausted(message);
     }
   }
 
