@@ -18,7 +18,7 @@ import { moduleProcessSchema, MODULE_ENV_MAP } from '../../services/modules/runt
 import { NLB_ENV_MAP, nlbProcessSchema } from '../../services/nlb/main.js';
 import { loadConfig } from '../../services/shared/config.js';
 import { parseScenario, ScenarioError } from '../../simulator/scenario/load.js';
-import { domainErrorOrNothing, fuzzParams, hostileString, seedLabel } from './fuzz-support.js';
+import { domainErrorOrNothing, fuzzParams, hostileString, seedLabel, fuzzAssert } from './fuzz-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mp-fuzz-config-'));
 const file = join(dir, 'config.yaml');
@@ -215,7 +215,7 @@ const textArb = fc.oneof(
 
 describe(`config and scenario parsers (fast-check) ${seedLabel}`, () => {
   it('loadConfig: arbitrary file text gives a config or a DomainError naming the problem', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(textArb, fc.constantFrom('nlb' as const, 'module' as const), (text, schema) => {
         const e = loadText(text, schema);
         if (e) {
@@ -237,7 +237,7 @@ describe(`config and scenario parsers (fast-check) ${seedLabel}`, () => {
       hostileString().map((s) => s.slice(0, 300)),
       { maxKeys: 4 },
     );
-    fc.assert(
+    fuzzAssert(
       fc.property(fc.boolean(), editsArb, envArb, (nlb, edits, env) => {
         const doc = mutate(nlb ? validNlbConfig : validModuleConfig, edits);
         const e = loadText(stringifyYaml(doc), nlb ? 'nlb' : 'module', env);
@@ -251,7 +251,7 @@ describe(`config and scenario parsers (fast-check) ${seedLabel}`, () => {
   });
 
   it('parseScenario: arbitrary text gives a scenario or a ScenarioError with problems', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(textArb, (text) => scenarioOutcome(text)),
       fuzzParams(
         'parseScenario text',
@@ -264,7 +264,7 @@ describe(`config and scenario parsers (fast-check) ${seedLabel}`, () => {
   it('parseScenario: mutated shipped scenarios give a scenario or a ScenarioError with problems', () => {
     const parsed = scenarios.map((s) => ({ ...s, doc: parseYaml(s.text) as unknown }));
     for (const s of parsed) expect(() => parseScenario(s.text, join(dir, s.name))).not.toThrow();
-    fc.assert(
+    fuzzAssert(
       fc.property(fc.constantFrom(...parsed), editsArb, (s, edits) => {
         scenarioOutcome(stringifyYaml(mutate(s.doc, edits)));
       }),

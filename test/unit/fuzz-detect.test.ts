@@ -15,7 +15,7 @@ import {
 } from '../../services/nlb/dataplane/detect.js';
 import { PROTOCOLS } from '../../services/nlb/domain/types.js';
 import { corpus } from './detect-corpus.js';
-import { fuzzParams, seedLabel } from './fuzz-support.js';
+import { fuzzParams, seedLabel, fuzzAssert } from './fuzz-support.js';
 
 const REASONS = new Set<string>(Object.values(UNKNOWN_REASONS));
 
@@ -201,7 +201,7 @@ const endlessArb = fc.oneof(
 
 describe(`detect properties (fast-check) ${seedLabel}`, () => {
   it('arbitrary bytes: never throws, answers a known shape, and final never waits', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(bytesArb, (bytes) => {
         const d = detect(bytes);
         const f = detect(bytes, { final: true });
@@ -224,7 +224,7 @@ describe(`detect properties (fast-check) ${seedLabel}`, () => {
         ),
       bytesArb,
     );
-    fc.assert(
+    fuzzAssert(
       fc.property(prefixOrMore, cutsArb, cutsArb, (bytes, cutsA, cutsB) => {
         const expected = oneShot(bytes);
         expect(incremental(split(bytes, cutsA))).toEqual(expected);
@@ -235,7 +235,7 @@ describe(`detect properties (fast-check) ${seedLabel}`, () => {
   });
 
   it('corpus packets split into arbitrary reads are detected as their protocol', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(packetArb, cutsArb, fc.uint8Array({ maxLength: 32 }), (p, cuts, tail) => {
         const d = incremental(split(Buffer.concat([p.bytes, tail]), cuts));
         if (p.expect.kind === 'match') expect(d).toEqual(p.expect);
@@ -247,7 +247,7 @@ describe(`detect properties (fast-check) ${seedLabel}`, () => {
   });
 
   it('generated HTTP/1.x, Redis and PostgreSQL first messages are detected with their facts', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(fc.oneof(httpArb, respArb, postgresArb), cutsArb, (g, cuts) => {
         const expected = { kind: 'match', protocol: g.protocol, facts: g.facts };
         expect(detect(g.bytes)).toEqual(expected);
@@ -262,7 +262,7 @@ describe(`detect properties (fast-check) ${seedLabel}`, () => {
   });
 
   it('"need more" never lasts past the scan cap, however long a valid prefix goes on', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(endlessArb, fc.integer({ min: 0, max: 64 }), ({ head, filler }, extra) => {
         const reps = Math.ceil((SCAN_CAP_BYTES + extra - head.length) / filler.length);
         const bytes = Buffer.concat([head, ...new Array<Buffer>(Math.max(0, reps)).fill(filler)]);

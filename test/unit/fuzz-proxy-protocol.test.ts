@@ -25,7 +25,7 @@ import {
   type ProxyHeaderOutcome,
 } from '../../services/modules/runtime/proxy-header-reader.js';
 import { createManualClock } from '../../services/shared/clock.js';
-import { fuzzParams, seedLabel } from './fuzz-support.js';
+import { fuzzParams, seedLabel, fuzzAssert } from './fuzz-support.js';
 
 const KINDS = ['need-more', 'none', 'header', 'invalid'];
 const MAX_V2_BYTES = 16 + PROXY_V2_MAX_PAYLOAD_BYTES;
@@ -136,7 +136,7 @@ const v1Arb = fc.oneof(
 
 describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
   it('v2 round trip: any IPv4/IPv6 endpoints and ports decode to the same addresses', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(
         address,
         port,
@@ -177,7 +177,7 @@ describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
 
   it('v2 with an unreadable address or port falls back to PROXY over UNSPEC, never throws', () => {
     const anyPort = fc.oneof(port, fc.integer(), fc.double());
-    fc.assert(
+    fuzzAssert(
       fc.property(
         fc.oneof(address, fc.string()),
         anyPort,
@@ -200,7 +200,7 @@ describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
   });
 
   it('v1 round trip: haproxy-style lines decode to their endpoints', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(v1Arb, fc.uint8Array({ maxLength: 32 }), (v, payload) => {
         const line = Buffer.from(v.line, 'latin1');
         expect(line.length).toBeLessThanOrEqual(PROXY_V1_MAX_LINE_BYTES);
@@ -228,7 +228,7 @@ describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
       fc.constant(encodeProxyV2Local()),
       v1Arb.map((v) => Buffer.from(v.line, 'latin1')),
     );
-    fc.assert(
+    fuzzAssert(
       fc.property(headerArb, fc.nat(), (header, cut) => {
         const prefix = header.subarray(0, cut % header.length);
         if (prefix.length > 0) expect(decodeProxyHeader(prefix)).toEqual({ kind: 'need-more' });
@@ -253,7 +253,7 @@ describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
         for (const [at, v] of edits) out[at % out.length] = v;
         return out.subarray(0, cut % (out.length + 1));
       });
-    fc.assert(
+    fuzzAssert(
       fc.property(
         fc.oneof(
           corrupted,
@@ -282,7 +282,7 @@ describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
         .map(([v, p]) => Buffer.concat([Buffer.from(v.line), p])),
       fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
     );
-    fc.assert(
+    fuzzAssert(
       fc.property(
         stream,
         fc.array(fc.nat(), { maxLength: 10 }),
@@ -324,7 +324,7 @@ describe(`PROXY protocol properties (fast-check) ${seedLabel}`, () => {
       fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF:.%'), maxLength: 45 }),
       fc.tuple(ipv6, fc.string({ unit: fc.constantFrom(...'0:.f1'), maxLength: 4 })).map(([a, s]) => a + s),
     );
-    fc.assert(
+    fuzzAssert(
       fc.property(text, (t) => {
         expect(parseIPv6(t) !== undefined, t).toBe(isIPv6(t));
       }),

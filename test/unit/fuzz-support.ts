@@ -32,11 +32,20 @@ const PROPERTY_BUDGET_MS = 6_000;
 /** One async case may take this long before it counts as a hang (a failure). */
 export const CASE_TIMEOUT_MS = 2_000;
 
-/** fc.assert parameters for one property, after printing how to replay it. */
+/**
+ * A property that made fewer than this share of its planned runs within the budget fails: a
+ * "pass" on a handful of cases would mean nothing.
+ */
+const MIN_RUN_SHARE = 0.1;
+
+/** Property names by their parameters, for the line fuzzAssert prints. */
+const names = new WeakMap<object, string>();
+
+/** fuzzAssert parameters for one property, after printing how to replay it. */
 export function fuzzParams<T>(name: string, numRuns: number, examples: T[] = []): fc.Parameters<T> {
   const runs = Math.max(1, Math.round(numRuns * (Number.isFinite(SCALE) && SCALE > 0 ? SCALE : 1)));
-  console.log(`fuzz ${name}: seed ${FUZZ_SEED}, ${runs} runs (replay: MP_FUZZ_SEED=${FUZZ_SEED})`);
-  return {
+  console.log(`fuzz ${name}: seed ${FUZZ_SEED}, ${runs} runs planned (replay: MP_FUZZ_SEED=${FUZZ_SEED})`);
+  const params: fc.Parameters<T> = {
     seed: FUZZ_SEED,
     numRuns: runs,
     examples,
@@ -44,6 +53,35 @@ export function fuzzParams<T>(name: string, numRuns: number, examples: T[] = [])
     timeout: CASE_TIMEOUT_MS,
     ...(PATH ? { path: PATH } : {}),
   };
+  names.set(params, name);
+  return params;
+}
+
+/**
+ * fc.assert that also says how many runs were actually made (the time budget may cut a run
+ * short) and fails when that is under MIN_RUN_SHARE of the plan. Returns a promise for async
+ * properties.
+ */
+export function fuzzAssert<T>(property: fc.IAsyncProperty<T>, params: fc.Parameters<T>): Promise<void>;
+export function fuzzAssert<T>(property: fc.IProperty<T>, params: fc.Parameters<T>): void;
+export function fuzzAssert<T>(
+  property: fc.IProperty<T> | fc.IAsyncProperty<T>,
+  params: fc.Parameters<T>,
+): void | Promise<void> {
+  const name = names.get(params) ?? 'property';
+  const planned = params.numRuns ?? 100;
+  const done = (d: fc.RunDetails<T>): void => {
+    if (d.failed) throw new Error(fc.defaultReportMessage(d) ?? `fuzz ${name} failed`);
+    console.log(
+      `fuzz ${name}: ${d.numRuns} of ${planned} runs${d.interrupted ? ' (time budget reached)' : ''}`,
+    );
+    if (d.numRuns < Math.ceil(planned * MIN_RUN_SHARE))
+      throw new Error(
+        `fuzz ${name}: only ${d.numRuns} of ${planned} runs within the ${PROPERTY_BUDGET_MS} ms budget, too few to mean anything (seed ${FUZZ_SEED})`,
+      );
+  };
+  const details = fc.check(property as fc.IProperty<T>, params);
+  return details instanceof Promise ? details.then(done) : done(details);
 }
 
 /** Test name suffix carrying the seed, so a report line alone is enough to replay. */

@@ -45,7 +45,14 @@ import { Problems } from '../../services/shared/errors.js';
 import { marchproxyPackageDefinition } from '../../services/shared/grpc/proto-package.js';
 import { memoryLogger } from '../../services/shared/logger.js';
 import { createRng } from '../../services/shared/rng.js';
-import { domainErrorOrNothing, fuzzParams, hostileNumber, hostileString, seedLabel } from './fuzz-support.js';
+import {
+  domainErrorOrNothing,
+  fuzzParams,
+  hostileNumber,
+  hostileString,
+  seedLabel,
+  fuzzAssert,
+} from './fuzz-support.js';
 
 /** Values that are valid somewhere, so that hostile requests also reach the deeper checks. */
 const KNOWN = [
@@ -183,7 +190,7 @@ const CATASTROPHIC_PATH = `/${'a'.repeat(40)}`;
 
 describe(`request validators (fast-check) ${seedLabel}`, () => {
   it('validateRoute: hostile routes give problems or pass, never anything else', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(routeArb, (r) => {
         validated((p) => validateRoute(p, r, 'routes[0]'));
       }),
@@ -192,7 +199,7 @@ describe(`request validators (fast-check) ${seedLabel}`, () => {
   });
 
   it('validateRoute: valid routes are accepted', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(validRouteArb, (r) => {
         expect(validated((p) => validateRoute(p, r, 'route'))).toEqual([]);
       }),
@@ -201,7 +208,7 @@ describe(`request validators (fast-check) ${seedLabel}`, () => {
   });
 
   it('validateInstanceSpec: hostile specs give problems or pass; valid specs are accepted', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(instanceArb, validInstanceArb, (hostile, valid) => {
         validated((p) => validateInstanceSpec(p, hostile));
         expect(validated((p) => validateInstanceSpec(p, valid))).toEqual([]);
@@ -211,7 +218,7 @@ describe(`request validators (fast-check) ${seedLabel}`, () => {
   });
 
   it('field checks and parseHostPort never throw and accept their valid forms', () => {
-    fc.assert(
+    fuzzAssert(
       fc.property(hostileString(KNOWN), hostileNumber('double'), validAddress, (s, n, address) => {
         validated((p) => {
           checkId(p, 'id', s);
@@ -231,7 +238,7 @@ describe(`request validators (fast-check) ${seedLabel}`, () => {
     const alphabet = fc.constantFrom(...'ab/*.?+(É\u00e9\n');
     const pattern = fc.string({ unit: alphabet, maxLength: 12 });
     const text = fc.string({ unit: fc.constantFrom(...'ab/.?+(É\u00e9\n'), maxLength: 16 });
-    fc.assert(
+    fuzzAssert(
       fc.property(pattern, text, (pat, value) => {
         const p = `/${pat}`;
         const v = `/${value}`;
@@ -257,7 +264,7 @@ describe(`request validators (fast-check) ${seedLabel}`, () => {
       sourceAddress: hostileString(['10.1.2.3', '::ffff:10.1.2.3']),
       sourcePort: hostileNumber('int32'),
     });
-    fc.assert(
+    fuzzAssert(
       fc.property(routeArb, factsArb, (r, f) => {
         expect(typeof routeMatches(r, f)).toBe('boolean');
       }),
@@ -534,7 +541,7 @@ describe(`RPC handlers on hostile requests (fast-check) ${seedLabel}`, () => {
     const rpcs = unaryRpcs(nlbDef, nlbGen, []);
     expect(rpcs.length).toBeGreaterThan(15);
     const arb = fc.oneof(...rpcs.map((r) => r.request.map((req) => ({ name: r.name, req }))));
-    await fc.assert(
+    await fuzzAssert(
       fc.asyncProperty(arb, async ({ name, req }) => {
         const { service, logger } = nlbService();
         expectNoBug(name, await call(service, nlbDef, name, req), logger);
@@ -581,7 +588,7 @@ describe(`RPC handlers on hostile requests (fast-check) ${seedLabel}`, () => {
       fc.oneof(register, ...rpcs.map((r) => r.request.map((req) => ({ name: r.name, req })))),
       { minLength: 1, maxLength: 6 },
     );
-    await fc.assert(
+    await fuzzAssert(
       fc.asyncProperty(arb, async (calls) => {
         const { service, logger } = nlbService();
         for (const { name, req } of calls) expectNoBug(name, await call(service, nlbDef, name, req), logger);
@@ -609,7 +616,7 @@ describe(`RPC handlers on hostile requests (fast-check) ${seedLabel}`, () => {
     const rpcs = unaryRpcs(moduleDef, moduleGen, ['shutdown']);
     expect(rpcs.length).toBeGreaterThan(15);
     const arb = fc.oneof(...rpcs.map((r) => r.request.map((req) => ({ name: r.name, req }))));
-    await fc.assert(
+    await fuzzAssert(
       fc.asyncProperty(arb, async ({ name, req }) => {
         const { service, logger } = moduleService();
         expectNoBug(name, await call(service, moduleDef, name, req), logger);
