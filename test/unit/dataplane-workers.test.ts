@@ -11,45 +11,19 @@ import { WorkerLink } from '../../services/nlb/dataplane/worker-link.js';
 import type { RoutingSnapshot, WorkerReport } from '../../services/nlb/dataplane/worker-protocol.js';
 import { closeOut, replayObserver, ReportingObserver } from '../../services/nlb/dataplane/worker-report.js';
 import type { InstanceRecord, RouteSpec } from '../../services/nlb/domain/types.js';
+import { instance, route } from './nlb-fixtures.js';
 
-const routeSpec = (over: Partial<RouteSpec> = {}): RouteSpec => ({
-  routeId: 'r-http',
-  protocol: 'HTTP',
-  sourcePattern: '',
-  destinationPattern: '',
-  sourcePort: 0,
-  destinationPort: 0,
-  headers: {},
-  pathPattern: '',
-  priority: 0,
-  metadata: {},
-  ...over,
-});
+const routeSpec = (over: Partial<RouteSpec> = {}): RouteSpec =>
+  route({ routeId: 'r-http', protocol: 'HTTP', ...over });
 
-const record = (id: string, over: Partial<InstanceRecord> = {}): InstanceRecord => ({
-  instanceId: id,
-  moduleType: 'ALB',
-  address: '127.0.0.1:9000',
-  trafficAddress: `127.0.0.1:${10_000 + id.charCodeAt(0)}`,
-  version: '1.0',
-  maxConnections: 0,
-  metadata: {},
-  protocols: ['HTTP'],
-  proxyProtocol: 'v2',
-  startedAtMs: 0,
-  capabilities: {},
-  registrationId: `reg-${id}`,
-  registeredAtMs: 0,
-  lastHeartbeatAtMs: 0,
-  health: 'HEALTHY',
-  reportedHealth: 'HEALTHY',
-  draining: false,
-  drainDeadlineMs: null,
-  stats: null,
-  connections: 0,
-  pendingInstructions: {},
-  ...over,
-});
+const record = (id: string, over: Partial<InstanceRecord> = {}): InstanceRecord =>
+  instance({
+    instanceId: id,
+    address: '127.0.0.1:9000',
+    trafficAddress: `127.0.0.1:${10_000 + id.charCodeAt(0)}`,
+    registrationId: `reg-${id}`,
+    ...over,
+  });
 
 const snapshot = (
   version: number,

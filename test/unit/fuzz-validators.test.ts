@@ -53,6 +53,7 @@ import {
   seedLabel,
   fuzzAssert,
 } from './fuzz-support.js';
+import { spec } from './nlb-fixtures.js';
 
 /** Values that are valid somewhere, so that hostile requests also reach the deeper checks. */
 const KNOWN = [
@@ -457,23 +458,7 @@ function nlbService() {
     modules: modulesPort,
     version: '0.0.0-fuzz',
   });
-  nlb.register(
-    {
-      instanceId: 'alb-1',
-      moduleType: 'ALB',
-      address: '127.0.0.1:50051',
-      trafficAddress: '127.0.0.1:9001',
-      version: '1.0',
-      maxConnections: 0,
-      metadata: {},
-      protocols: ['HTTP'],
-      proxyProtocol: 'v2',
-      startedAtMs: 0,
-      capabilities: {},
-    },
-    [],
-    'HEALTHY',
-  );
+  nlb.register(spec(), [], 'HEALTHY');
   const service = createNlbService({
     nlb,
     routing: new RoutingService(nlb),
