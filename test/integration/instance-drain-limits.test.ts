@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ailbPlugin } from '../../services/modules/ailb/plugin.js';
 import { albPlugin } from '../../services/modules/alb/plugin.js';
-import type { Logger } from '../../services/shared/logger.js';
+import { memoryLogger } from '../../services/shared/logger.js';
 import { createHttpHarness, readUntil } from './alb-fixture.js';
 
 const h = createHttpHarness();
@@ -70,16 +70,7 @@ describe('HTTP instances drain by ending keep-alive, not by waiting it out', () 
 
 describe('instance limits are counted and logged, the log rate-limited', () => {
   it('connections over max_connections: every refusal counted, one "limit reached" line', async () => {
-    const lines: Array<Record<string, unknown> | undefined> = [];
-    const logger: Logger = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (msg, fields) => {
-        if (msg === 'limit reached') lines.push(fields);
-      },
-      error: () => undefined,
-      child: () => logger,
-    };
+    const logger = memoryLogger();
     const b = await h.backend('b');
     const alb = await h.instance(albPlugin, { backends: [{ name: 'b', address: b.address }] }, [], [], {
       maxConnections: 1,
@@ -93,6 +84,8 @@ describe('instance limits are counted and logged, the log rate-limited', () => {
       expect((await readUntil(extra, () => false, 5000)).closed).toBe(true);
     }
     expect(alb.counter('refused_max_connections')).toBe(3);
-    expect(lines).toEqual([{ limit: 'refused_max_connections', instance: alb.runtime.id }]);
+    expect(logger.lines.filter((l) => l.msg === 'limit reached').map((l) => l.fields)).toEqual([
+      { limit: 'refused_max_connections', instance: alb.runtime.id },
+    ]);
   });
 });

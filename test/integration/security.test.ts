@@ -17,6 +17,7 @@ import { createClientConnection, createNlbClient } from '../../services/shared/g
 import { nlbProcessSchema, startNlb, type NlbHandle } from '../../services/nlb/main.js';
 import { moduleProcessSchema, startModule, type ModuleHandle } from '../../services/modules/runtime/main.js';
 import { instance, ModuleType, rejectionOf, route, rpcOf, waitFor, type Rpc } from './nlb-fixture.js';
+import { memoryLogger } from '../../services/shared/logger.js';
 
 const TOKENS: Record<Role, string> = {
   admin: 'admin-token-0123456789abcdef',
@@ -53,6 +54,8 @@ let mod: ModuleHandle;
 let matrixMod: ModuleHandle;
 let nlbTarget: string;
 const clients: grpc.Client[] = [];
+/** The NLB's log (the token-rotation test waits for its refusal of a broken file). */
+const nlbLog = memoryLogger();
 
 function nlbAs(token: string | undefined): Rpc {
   const client = createNlbClient(createClientConnection({ target: nlbTarget, token, timeoutMs: 5000 }));
@@ -78,6 +81,7 @@ beforeAll(async () => {
       },
       modules: { token: TOKENS.admin },
     }),
+    { logger: nlbLog },
   );
   nlbTarget = `127.0.0.1:${nlb.grpcPort}`;
   mod = await startModule(
@@ -321,7 +325,11 @@ describe('token rotation', () => {
     writeFileSync(path, JSON.stringify({ tokens: [{ name: 'x', role: 'root', token: 'short' }] }), {
       mode: 0o600,
     });
-    await new Promise((r) => setTimeout(r, 5000));
+    await waitFor(
+      'the broken file to be read and refused',
+      () => nlbLog.lines.some((l) => l.msg === 'token file refused; the previous tokens stay in force'),
+      15_000,
+    );
     expect((await nlbAs(NEW)('listModules', {})).modules.length).toBeGreaterThan(0);
     expect((await nlbAs(DBLB_TOKEN)('listModules', {})).modules.length).toBeGreaterThan(0);
   }, 30_000);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { instanceInScope } from '../../services/shared/auth.js';
 import { createManualClock } from '../../services/shared/clock.js';
-import { createLogger, type Logger } from '../../services/shared/logger.js';
+import { createLogger, memoryLogger } from '../../services/shared/logger.js';
 import { createRng } from '../../services/shared/rng.js';
 import { createLiveAuth, parseTokenFile } from '../../services/shared/token-file.js';
 import { InstanceOwners, type Caller, type LimitHit } from '../../services/nlb/domain/access.js';
@@ -171,14 +171,8 @@ describe('token files', () => {
 describe('Nlb.noteLimit', () => {
   it('counts every hit, emits an event each time, and logs at most one line per limit per 10 s', () => {
     const clock = createManualClock(0);
-    const lines: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
-    const logger: Logger = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (msg, fields) => lines.push({ msg, fields }),
-      error: () => undefined,
-      child: () => logger,
-    };
+    const logger = memoryLogger();
+    const lines = logger.lines;
     const nlb = new Nlb({
       clock,
       rng: createRng('limits'),
@@ -201,6 +195,7 @@ describe('Nlb.noteLimit', () => {
     nlb.noteLimit({ limit: 'client_connections', message: 'full' });
     expect(lines).toHaveLength(3);
     expect(lines[2]).toEqual({
+      level: 'warn',
       msg: 'limit reached',
       fields: { limit: 'client_connections', error: 'full', unlogged: 49 },
     });
