@@ -17,7 +17,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +26,7 @@ import type { ModuleTypePlugin } from '../../services/modules/runtime/plugin.js'
 import type { RateLimitSpec } from '../../services/modules/runtime/token-bucket.js';
 import { createSystemClock } from '../../services/shared/clock.js';
 import { silentLogger, type Logger } from '../../services/shared/logger.js';
+import { canConnect, freePort, userIds } from '../../services/demo/local-process.js';
 
 const run = promisify(execFile);
 
@@ -50,16 +50,15 @@ export function skipNotice(what: string, packages: string): void {
 }
 
 /** A TCP port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
+
+// Shared with `mpctl dev`'s local servers (services/demo/local-process.ts).
+export { canConnect, freePort };
+
+/** The uid and gid of the `postgres` user (root hands it the temp dirs initdb and pg_ctl use). */
+function postgresIds(): { uid: number; gid: number } {
+  const ids = userIds('postgres');
+  if (!ids) throw new Error('no postgres user: install PostgreSQL (apt-get install postgresql)');
+  return ids;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -416,30 +415,6 @@ export function createDbHarness(logger: Logger = silentLogger()) {
     },
   };
   return h;
-}
-
-/** The uid and gid of the `postgres` user (root hands it the temp dirs initdb and pg_ctl use). */
-function postgresIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('postgres:'));
-  const parts = line?.split(':') ?? [];
-  return { uid: Number(parts[2] ?? 0), gid: Number(parts[3] ?? 0) };
-}
-
-/** Whether 127.0.0.1:port accepts a TCP connection now (bounded: 500 ms). */
-export function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      c.destroy();
-      resolve(ok);
-    };
-    const t = setTimeout(() => done(false), 500);
-    c.once('connect', () => done(true));
-    c.once('error', () => done(false));
-  });
 }
 
 /** An NlbApi that accepts everything: instances run without an NLB (tests, benchmarks). */
