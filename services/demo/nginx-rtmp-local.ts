@@ -28,10 +28,15 @@ export interface LocalRtmpOrigin {
 
 const APPS = ['live', 'vod'];
 
-/** The nginx.conf of the origin (pure). */
-export function nginxRtmpConfig(module: string, dir: string, port: number): string {
+/** The nginx.conf of an RTMP origin with `live on` applications (pure; also the tests' origin). */
+export function nginxRtmpConfig(
+  module: string,
+  dir: string,
+  port: number,
+  apps: readonly string[] = APPS,
+): string {
   return [
-    '# Written by mpctl dev on every start.',
+    '# Written by mpctl on every start.',
     `load_module ${module};`,
     'daemon off;',
     'master_process off;',
@@ -43,7 +48,7 @@ export function nginxRtmpConfig(module: string, dir: string, port: number): stri
     '  server {',
     `    listen 127.0.0.1:${port};`,
     '    chunk_size 4096;',
-    ...APPS.map((a) => `    application ${a} { live on; record off; }`),
+    ...apps.map((a) => `    application ${a} { live on; record off; }`),
     '  }',
     '}',
     '',

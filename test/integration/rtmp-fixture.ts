@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canConnect, freePort, waitFor } from './dblb-fixture.js';
+import { nginxRtmpConfig } from '../../services/demo/nginx-rtmp-local.js';
 
 export const RTMP_MODULE = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
 
@@ -45,27 +46,11 @@ export function createRtmpHarness() {
       dirs.push(dir);
       const port = await freePort();
       const conf = join(dir, 'nginx.conf');
-      writeFileSync(
-        conf,
-        [
-          `load_module ${RTMP_MODULE};`,
-          'daemon off;',
-          'master_process off;',
-          'worker_processes 1;',
-          `error_log ${join(dir, 'error.log')} warn;`,
-          `pid ${join(dir, 'nginx.pid')};`,
-          'events { worker_connections 256; }',
-          'rtmp {',
-          '  server {',
-          `    listen 127.0.0.1:${port};`,
-          '    chunk_size 4096;',
-          ...apps.map((a) => `    application ${a} { live on; record off; }`),
-          '  }',
-          '}',
-          '',
-        ].join('\n'),
+      writeFileSync(conf, nginxRtmpConfig(RTMP_MODULE, dir, port, apps));
+      // -e: nginx opens its default error log before it reads the config otherwise.
+      track(
+        spawn('/usr/sbin/nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { stdio: 'ignore' }),
       );
-      track(spawn('/usr/sbin/nginx', ['-p', dir, '-c', conf], { stdio: 'ignore' }));
       await waitFor('nginx-rtmp to listen', () => canConnect(port), 10_000);
       return { port, address: `127.0.0.1:${port}` };
     },
