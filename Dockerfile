@@ -5,6 +5,11 @@
 #   docker run -p 50050:50050 -p 8082:8082 marchproxy/nlb serve nlb
 
 FROM node:20-bookworm-slim AS build
+# A C compiler for the NLB's native relay (native/relay, built by scripts/build-native.mjs against
+# the image's own Node headers in /usr/local/include/node).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -14,7 +19,9 @@ COPY cli ./cli
 COPY services ./services
 COPY proto ./proto
 COPY simulator ./simulator
-RUN npm run build && npx oclif manifest && npm prune --omit=dev --ignore-scripts
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/build-native.mjs
+RUN MP_NATIVE_REQUIRED=1 npm run build && npx oclif manifest && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim AS runtime
 # A bounded old generation: on a large host V8 lets garbage grow to several times the live heap
@@ -29,6 +36,7 @@ WORKDIR /app
 COPY --from=build /src/package.json /src/package-lock.json /src/oclif.manifest.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/native/relay/build/relay.node ./native/relay/build/relay.node
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/proto ./proto
 RUN ln -s /app/bin/run.js /usr/local/bin/mpctl \

@@ -4,7 +4,7 @@
  * package.json and links to proto/ and node_modules/, and returns the .js path of each entry.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,5 +38,7 @@ export async function compileForBench(outDir: string, entries: string[], what: s
   mkdirSync(join(outDir, 'proto'), { recursive: true });
   symlinkSync(join(root, 'proto', 'marchproxy'), join(outDir, 'proto', 'marchproxy'));
   symlinkSync(join(root, 'node_modules'), join(outDir, 'node_modules'));
+  // The native relay's build (native/relay/build), found by walking up from the compiled file.
+  if (existsSync(join(root, 'native'))) symlinkSync(join(root, 'native'), join(outDir, 'native'));
   return entries.map((e) => join(outDir, relative(root, e)).replace(/\.ts$/, '.js'));
 }

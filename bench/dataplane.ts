@@ -78,6 +78,8 @@ const USAGE = `usage: node --import tsx bench/dataplane.ts [options]
                     during one extra run of each test; writes DIR/nlb-<test>.cpuprofile
                     (summarise with bench/cpuprofile-top.ts). The table is not affected.
                     Needs --workers 1 (it profiles the NLB's own process).
+  --relay MODE      the NLB's dataplane.relay: native (default: the native relay forwards
+                    connected pairs; the run fails if it is not built), js (forward.ts), auto
   --help            this text`;
 
 const TESTS = ['keepalive', 'conn', 'bulk'] as const;
@@ -96,6 +98,8 @@ interface Options {
   quietWaitS: number;
   cpuProfDir: string | undefined;
   workers: number;
+  /** The NLB's dataplane.relay. */
+  relay: 'native' | 'js' | 'auto';
   haproxyThreads: number;
 }
 
@@ -113,6 +117,7 @@ function parseOptions(): Options {
       'cpu-prof': { type: 'string' },
       workers: { type: 'string', default: '1' },
       'haproxy-threads': { type: 'string' },
+      relay: { type: 'string', default: 'native' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -139,8 +144,12 @@ function parseOptions(): Options {
   const workers = num('workers', values.workers, 1, 64);
   if (values['cpu-prof'] && workers > 1)
     fail('--cpu-prof profiles the NLB process itself: use it with --workers 1');
+  const relay = values.relay;
+  if (relay !== 'native' && relay !== 'js' && relay !== 'auto')
+    fail(`--relay ${relay}: use native, js or auto`);
   return {
     workers,
+    relay: relay as Options['relay'],
     haproxyThreads: num('haproxy-threads', values['haproxy-threads'] ?? String(workers), 1, 64),
     seconds: num('seconds', values.seconds, 1, 600),
     reps: num('reps', values.reps, 1, 50),
@@ -483,6 +492,7 @@ async function startNlbChild(
   script: string,
   core: number | null,
   workers: number,
+  relay: Options['relay'],
 ): Promise<{ child: ChildProcess; grpcPort: number; port: number }> {
   const config = {
     grpc: { host: '127.0.0.1', port: 0 },
@@ -492,7 +502,7 @@ async function startNlbChild(
     // No heartbeats are sent: the hand-registered instance must stay healthy through the run.
     heartbeatIntervalSeconds: 3600,
     listeners: [{ name: 'bench', address: '127.0.0.1', port: 0, mode: 'sniff' }],
-    dataplane: { workers },
+    dataplane: { workers, relay },
   };
   // fork() runs `execPath ...execArgv script`: taskset execs node, which keeps the IPC channel.
   const child = track(
@@ -844,14 +854,15 @@ function cpuPer(test: TestName, s: Sample): number {
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-const nlbShape = (workers: number) =>
-  workers === 1 ? '1 process' : `${workers} workers (+ the control-plane process)`;
+const nlbShape = (workers: number, relay: Options['relay']) =>
+  (workers === 1 ? '1 process' : `${workers} workers (+ the control-plane process)`) +
+  (relay === 'js' ? ', JavaScript forwarding' : ', native relay');
 const pathLabel = (p: PathName, o: Options): string =>
   p === 'direct'
     ? 'direct (nginx, no proxy)'
     : p === 'haproxy'
       ? `HAProxy mode tcp, ${plural(o.haproxyThreads, 'thread')}`
-      : `NLB sniffing listener, ${nlbShape(o.workers)}`;
+      : `NLB sniffing listener, ${nlbShape(o.workers, o.relay)}`;
 
 // ---- main ------------------------------------------------------------------------------------
 
@@ -883,7 +894,7 @@ async function main(opts: Options): Promise<number> {
   const nginx = await startNginx(join(tmp, 'nginx'), genCore);
   const haproxy = await startHaproxy(tmp, nginx.port, proxyCore, opts.haproxyThreads);
   const controllerPort = await startController();
-  const nlb = await startNlbChild(scripts.nlb, proxyCore, opts.workers);
+  const nlb = await startNlbChild(scripts.nlb, proxyCore, opts.workers, opts.relay);
   pids = {
     backend: nginx.child.pid!,
     haproxy: haproxy.child.pid!,
@@ -1003,8 +1014,8 @@ async function main(opts: Options): Promise<number> {
   );
   out.push(
     opts.pin
-      ? `cores: pinned: wrk (1 thread) / bulk client and nginx on core 0, the proxy alone on core 1 (HAProxy ${plural(opts.haproxyThreads, 'thread')}, NLB ${nlbShape(opts.workers)}); direct: nginx on core 1`
-      : `cores: nothing pinned; wrk 2 threads; HAProxy ${plural(opts.haproxyThreads, 'thread')}, NLB ${nlbShape(opts.workers)}`,
+      ? `cores: pinned: wrk (1 thread) / bulk client and nginx on core 0, the proxy alone on core 1 (HAProxy ${plural(opts.haproxyThreads, 'thread')}, NLB ${nlbShape(opts.workers, opts.relay)}); direct: nginx on core 1`
+      : `cores: nothing pinned; wrk 2 threads; HAProxy ${plural(opts.haproxyThreads, 'thread')}, NLB ${nlbShape(opts.workers, opts.relay)}`,
   );
   out.push(
     `load: ${CONNECTIONS} wrk connections; keep-alive GET / (${KEEPALIVE_BODY.length}-byte body); new connections: ` +

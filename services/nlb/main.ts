@@ -86,9 +86,20 @@ export const nlbProcessSchema = z
          * one per CPU; 1 serves them in the NLB's own process.
          */
         workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+        /**
+         * Who forwards connected pairs (docs/dataplane.md "Native relay"): 'auto' = the native
+         * relay when it is built, else JavaScript; 'native' refuses to start without it.
+         */
+        relay: z.enum(['auto', 'native', 'js']).default('auto'),
       })
       .strict()
-      .default({ connectTimeoutMs: 2000, connectRetries: 2, drainGraceMs: 10_000, workers: 'auto' }),
+      .default({
+        connectTimeoutMs: 2000,
+        connectRetries: 2,
+        drainGraceMs: 10_000,
+        workers: 'auto',
+        relay: 'auto',
+      }),
     /** Pull config from the Manager's HTTP API (services/nlb/manager-sync, docs/deploying.md). */
     manager: z
       .object({
@@ -137,6 +148,7 @@ export const NLB_ENV_MAP: Record<string, string> = {
   MP_NLB_XDS_HOST: 'xds.host',
   MP_NLB_XDS_PORT: 'xds.port',
   MP_NLB_DATAPLANE_WORKERS: 'dataplane.workers',
+  MP_NLB_DATAPLANE_RELAY: 'dataplane.relay',
   MP_MANAGER_URL: 'manager.url',
   MP_MANAGER_API_KEY: 'manager.apiKey',
   MP_MANAGER_SYNC_INTERVAL: 'manager.intervalSeconds',
@@ -238,6 +250,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     observer: prom.dataplane,
     ...config.dataplane,
     workers: config.dataplane.workers === 'auto' ? availableParallelism() : config.dataplane.workers,
+    relay: config.dataplane.relay,
     logLevel: config.logLevel,
   });
   prom.trackDataplane(dataplane);

@@ -321,6 +321,13 @@ export interface DataplaneNlb {
 }
 
 const DEFAULT_WORKERS = Number(process.env.MP_TEST_DATAPLANE_WORKERS ?? 1);
+/**
+ * Who forwards connected pairs: the native relay unless MP_TEST_DATAPLANE_RELAY says otherwise
+ * ('native' fails at start when it is not built, so that these tests cannot pass on the
+ * JavaScript path by accident). Tests that cover both call `useRelay`.
+ */
+type RelayMode = 'auto' | 'native' | 'js';
+const DEFAULT_RELAY = (process.env.MP_TEST_DATAPLANE_RELAY ?? 'native') as RelayMode;
 
 /** Starts NLBs, fake controllers, instances and clients for one test; closeAll() in afterEach. */
 export function createDataplaneHarness() {
@@ -329,8 +336,13 @@ export function createDataplaneHarness() {
   const instances: TestInstance[] = [];
   const clients: RawClient[] = [];
   let controller: FakeModule | undefined;
+  let relay = DEFAULT_RELAY;
   const h = {
     base,
+    /** The relay NLBs started from now on use (until closeAll). */
+    useRelay(mode: RelayMode): void {
+      relay = mode;
+    },
     async startNlb(
       listeners: ListenerSpec[],
       dataplane: {
@@ -338,6 +350,7 @@ export function createDataplaneHarness() {
         connectRetries?: number;
         drainGraceMs?: number;
         workers?: number;
+        relay?: RelayMode;
       } = {},
     ): Promise<DataplaneNlb> {
       const config = nlbProcessSchema.parse({
@@ -349,7 +362,7 @@ export function createDataplaneHarness() {
         listeners: listeners.map((l) => ({ address: '127.0.0.1', port: 0, ...l })),
         // One process unless a test asks for workers; MP_TEST_DATAPLANE_WORKERS=2 runs every
         // data-plane test through two worker processes.
-        dataplane: { drainGraceMs: 2000, workers: DEFAULT_WORKERS, ...dataplane },
+        dataplane: { drainGraceMs: 2000, workers: DEFAULT_WORKERS, relay, ...dataplane },
       });
       const handle = await startNlb(config);
       nlbs.push(handle);
@@ -415,6 +428,7 @@ export function createDataplaneHarness() {
       await Promise.all(nlbs.splice(0).map((n) => n.stop()));
       await Promise.all(instances.splice(0).map((i) => i.close()));
       controller = undefined;
+      relay = DEFAULT_RELAY;
       await base.closeAll();
     },
   };

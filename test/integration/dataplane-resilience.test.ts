@@ -5,7 +5,7 @@
  * graceful stop. Every wait is bounded; nothing here may crash the process.
  */
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModuleType, Protocol } from '../../proto/gen/marchproxy/types.js';
 import {
   clientHello,
@@ -147,206 +147,216 @@ describe('instance failures', () => {
   });
 });
 
-describe('forwarding', () => {
-  it('back-pressure: 64 MiB to a slow reader keeps the NLB’s buffers bounded', async () => {
-    const total = 64 * 1024 * 1024;
-    const nlb = await h.startNlb([{ name: 'bulk', mode: 'http' }]);
-    const src = await h.registered(nlb.rpc, 'src', {}, [HTTP_ROUTE], { mode: 'source', sourceBytes: total });
-    const c = await h.client(nlb.port('bulk'));
-    c.socket.pause();
-    c.write(httpRequest('bulk.example.com'));
-    let maxBuffered = 0;
-    const poll = setInterval(() => {
-      maxBuffered = Math.max(maxBuffered, nlb.handle.dataplane.bufferedBytes());
-    }, 5);
-    try {
-      // The client reads nothing for a second: the instance must be held back.
-      await sleep(1000);
-      const writtenWhilePaused = src.written();
-      expect(writtenWhilePaused).toBeLessThan(total / 2);
-      // Then it reads slowly for a while (5 ms on, 20 ms off), then at full speed.
-      const slowUntil = Date.now() + 1500;
-      while (c.received().length < total && Date.now() < slowUntil) {
-        c.socket.resume();
-        await sleep(5);
-        c.socket.pause();
-        await sleep(20);
-      }
-      c.socket.resume();
-      const slowly = c.received().length;
-      await c.bytes(total, 20_000);
-      console.error(
-        `back-pressure: ${(writtenWhilePaused / 2 ** 20).toFixed(1)} MiB written by the instance while the client was paused, ${(slowly / 2 ** 20).toFixed(1)} MiB read slowly; max NLB buffered ${(maxBuffered / 1024).toFixed(0)} KiB`,
-      );
-    } finally {
-      clearInterval(poll);
-    }
-    expect(c.received().length).toBe(total);
-    expect(maxBuffered).toBeLessThan(1024 * 1024);
-    await c.closed();
-    c.socket.end();
-    await waitFor('the bytes to be counted', async () => {
-      const text = await scrape(nlb.adminUrl);
-      return sample(text, 'mp_nlb_dataplane_bytes_total', { instance: 'src', direction: 'out' }) === total;
-    });
-  });
+/** What the relay does (forwarding, hostile clients, drain) runs on both relays. */
+describe.each(['native', 'js'] as const)('%s relay', (relay) => {
+  beforeEach(() => h.useRelay(relay));
 
-  it('half-close: the client’s end reaches the instance, which can still answer', async () => {
-    const nlb = await h.startNlb([{ name: 'web', mode: 'http' }]);
-    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
-    const c = await h.client(nlb.port('web'));
-    const localPort = c.socket.localPort;
-    const req = httpRequest('a.example.com');
-    c.write(req);
-    c.socket.end();
-    await c.closed();
-    expect(c.received().toString()).toBe(`a 127.0.0.1:${localPort}\n${req}bye\n`);
-  });
-
-  it('an idle connection is closed after idleTimeoutMs', async () => {
-    const nlb = await h.startNlb([{ name: 'web', mode: 'http', idleTimeoutMs: 300 }]);
-    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
-    const { c } = await open(nlb.port('web'));
-    const t0 = Date.now();
-    await c.closed(3000);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
-    await h.settled();
-    const text = await scrape(nlb.adminUrl);
-    expect(sample(text, 'mp_nlb_dataplane_connections_closed_total', { reason: 'idle' })).toBe(1);
-  });
-
-  it('maxConnections closes connections beyond the limit at accept', async () => {
-    const nlb = await h.startNlb([{ name: 'web', mode: 'http', maxConnections: 2 }]);
-    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
-    await open(nlb.port('web'));
-    await open(nlb.port('web'));
-    const third = await h.client(nlb.port('web'));
-    await third.closed();
-    await h.settled();
-    const text = await scrape(nlb.adminUrl);
-    expect(sample(text, 'mp_nlb_dataplane_connections_rejected_total', { reason: 'max_connections' })).toBe(
-      1,
-    );
-  });
-  it('maxConnectionsPerClient caps one client address, not the others; hits are counted', async () => {
-    const nlb = await h.startNlb([{ name: 'web', mode: 'http', maxConnectionsPerClient: 2 }]);
-    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
-    const port = nlb.port('web');
-    const first = await open(port);
-    await open(port);
-    const third = await h.client(port);
-    await third.closed();
-    expect(third.received().length).toBe(0);
-    // Another address (still loopback) has its own allowance.
-    const other = await h.client(port, '127.0.0.2');
-    other.write(httpRequest('app.example.com'));
-    expect((await other.line()).split(' ')[0]).toBe('a');
-    // A closed connection frees its slot.
-    first.c.socket.end();
-    await first.c.closed();
-    await waitFor('the closed connection to be forgotten', async () => {
-      await h.settled();
-      return nlb.handle.dataplane.addresses()[0].active === 2;
-    });
-    await open(port);
-    await h.settled();
-    const text = await scrape(nlb.adminUrl);
-    expect(
-      sample(text, 'mp_nlb_dataplane_connections_rejected_total', { reason: 'max_connections_per_client' }),
-    ).toBe(1);
-    expect(sample(text, 'mp_nlb_limit_hits_total', { limit: 'client_connections' })).toBe(1);
-  });
-});
-
-describe('hostile and broken clients', () => {
-  let nlb: DataplaneNlb;
-
-  const sniffTimeoutMs = 300;
-
-  async function startSniffing() {
-    nlb = await h.startNlb([{ name: 'auto', sniffTimeoutMs, sniffBytes: 1024 }]);
-    await h.registered(nlb.rpc, 'web', { moduleType: ModuleType.MODULE_TYPE_ALB }, [HTTP_ROUTE]);
-    return nlb.port('auto');
-  }
-
-  it('garbage, truncated, oversized and silent clients are closed within the sniff budget', async () => {
-    const port = await startSniffing();
-    const hello = await clientHello('x.example.com');
-    const cases: Array<[string, Buffer | string | null, boolean]> = [
-      ['garbage', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x42, 0x99, 0x00, 0x01]), false],
-      ['truncated ClientHello', hello.subarray(0, 20), false],
-      ['truncated then end', hello.subarray(0, 20), true],
-      ['endless request line', `GET /${'a'.repeat(2000)}`, false],
-      ['silent', null, false],
-      ['silent then end', null, true],
-    ];
-    for (const [what, bytes, end] of cases) {
-      const c = await h.client(port);
-      const t0 = Date.now();
-      if (bytes !== null) c.write(bytes);
-      if (end) c.socket.end();
-      await c.closed(sniffTimeoutMs + 2000).catch((e: Error) => {
-        throw new Error(`${what}: ${e.message}`);
+  describe('forwarding', () => {
+    it('back-pressure: 64 MiB to a slow reader keeps the NLB’s buffers bounded', async () => {
+      const total = 64 * 1024 * 1024;
+      const nlb = await h.startNlb([{ name: 'bulk', mode: 'http' }]);
+      const src = await h.registered(nlb.rpc, 'src', {}, [HTTP_ROUTE], {
+        mode: 'source',
+        sourceBytes: total,
       });
-      expect(Date.now() - t0, what).toBeLessThan(sniffTimeoutMs + 500);
-      expect(c.received().length, what).toBe(0);
-    }
-    await h.settled();
-    const text = await scrape(nlb.adminUrl);
-    expect(sample(text, 'mp_nlb_dataplane_detection_failures_total', { listener: 'auto' })).toBe(
-      cases.length,
-    );
-    expect(sample(text, 'mp_nlb_dataplane_detection_failures_total', { reason: 'timeout_no_data' })).toBe(1);
-    expect(
-      sample(text, 'mp_nlb_dataplane_detection_failures_total', { reason: 'sniff_bytes_exceeded' }),
-    ).toBe(1);
-    // And the listener still serves.
-    expect((await open(port)).id).toBe('web');
+      const c = await h.client(nlb.port('bulk'));
+      c.socket.pause();
+      c.write(httpRequest('bulk.example.com'));
+      let maxBuffered = 0;
+      const poll = setInterval(() => {
+        maxBuffered = Math.max(maxBuffered, nlb.handle.dataplane.bufferedBytes());
+      }, 5);
+      try {
+        // The client reads nothing for a second: the instance must be held back.
+        await sleep(1000);
+        const writtenWhilePaused = src.written();
+        expect(writtenWhilePaused).toBeLessThan(total / 2);
+        // Then it reads slowly for a while (5 ms on, 20 ms off), then at full speed.
+        const slowUntil = Date.now() + 1500;
+        while (c.received().length < total && Date.now() < slowUntil) {
+          c.socket.resume();
+          await sleep(5);
+          c.socket.pause();
+          await sleep(20);
+        }
+        c.socket.resume();
+        const slowly = c.received().length;
+        await c.bytes(total, 20_000);
+        console.error(
+          `back-pressure: ${(writtenWhilePaused / 2 ** 20).toFixed(1)} MiB written by the instance while the client was paused, ${(slowly / 2 ** 20).toFixed(1)} MiB read slowly; max NLB buffered ${(maxBuffered / 1024).toFixed(0)} KiB`,
+        );
+      } finally {
+        clearInterval(poll);
+      }
+      expect(c.received().length).toBe(total);
+      expect(maxBuffered).toBeLessThan(1024 * 1024);
+      await c.closed();
+      c.socket.end();
+      await waitFor('the bytes to be counted', async () => {
+        const text = await scrape(nlb.adminUrl);
+        return sample(text, 'mp_nlb_dataplane_bytes_total', { instance: 'src', direction: 'out' }) === total;
+      });
+    });
+
+    it('half-close: the client’s end reaches the instance, which can still answer', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http' }]);
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      const c = await h.client(nlb.port('web'));
+      const localPort = c.socket.localPort;
+      const req = httpRequest('a.example.com');
+      c.write(req);
+      c.socket.end();
+      await c.closed();
+      expect(c.received().toString()).toBe(`a 127.0.0.1:${localPort}\n${req}bye\n`);
+    });
+
+    it('an idle connection is closed after idleTimeoutMs', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http', idleTimeoutMs: 300 }]);
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      const { c } = await open(nlb.port('web'));
+      const t0 = Date.now();
+      await c.closed(3000);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+      await h.settled();
+      const text = await scrape(nlb.adminUrl);
+      expect(sample(text, 'mp_nlb_dataplane_connections_closed_total', { reason: 'idle' })).toBe(1);
+    });
+
+    it('maxConnections closes connections beyond the limit at accept', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http', maxConnections: 2 }]);
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      await open(nlb.port('web'));
+      await open(nlb.port('web'));
+      const third = await h.client(nlb.port('web'));
+      await third.closed();
+      await h.settled();
+      const text = await scrape(nlb.adminUrl);
+      expect(sample(text, 'mp_nlb_dataplane_connections_rejected_total', { reason: 'max_connections' })).toBe(
+        1,
+      );
+    });
+    it('maxConnectionsPerClient caps one client address, not the others; hits are counted', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http', maxConnectionsPerClient: 2 }]);
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      const port = nlb.port('web');
+      const first = await open(port);
+      await open(port);
+      const third = await h.client(port);
+      await third.closed();
+      expect(third.received().length).toBe(0);
+      // Another address (still loopback) has its own allowance.
+      const other = await h.client(port, '127.0.0.2');
+      other.write(httpRequest('app.example.com'));
+      expect((await other.line()).split(' ')[0]).toBe('a');
+      // A closed connection frees its slot.
+      first.c.socket.end();
+      await first.c.closed();
+      await waitFor('the closed connection to be forgotten', async () => {
+        await h.settled();
+        return nlb.handle.dataplane.addresses()[0].active === 2;
+      });
+      await open(port);
+      await h.settled();
+      const text = await scrape(nlb.adminUrl);
+      expect(
+        sample(text, 'mp_nlb_dataplane_connections_rejected_total', { reason: 'max_connections_per_client' }),
+      ).toBe(1);
+      expect(sample(text, 'mp_nlb_limit_hits_total', { limit: 'client_connections' })).toBe(1);
+    });
   });
 
-  it('resets during sniffing and during forwarding never crash the NLB', async () => {
-    const port = await startSniffing();
-    for (let i = 0; i < 20; i++) {
-      const c = await h.client(port);
-      c.write(i % 2 ? 'GET / HT' : Buffer.from([0x16, 0x03, 0x01]));
-      c.socket.resetAndDestroy();
+  describe('hostile and broken clients', () => {
+    let nlb: DataplaneNlb;
+
+    const sniffTimeoutMs = 300;
+
+    async function startSniffing() {
+      nlb = await h.startNlb([{ name: 'auto', sniffTimeoutMs, sniffBytes: 1024 }]);
+      await h.registered(nlb.rpc, 'web', { moduleType: ModuleType.MODULE_TYPE_ALB }, [HTTP_ROUTE]);
+      return nlb.port('auto');
     }
-    for (let i = 0; i < 20; i++) {
+
+    it('garbage, truncated, oversized and silent clients are closed within the sniff budget', async () => {
+      const port = await startSniffing();
+      const hello = await clientHello('x.example.com');
+      const cases: Array<[string, Buffer | string | null, boolean]> = [
+        ['garbage', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x42, 0x99, 0x00, 0x01]), false],
+        ['truncated ClientHello', hello.subarray(0, 20), false],
+        ['truncated then end', hello.subarray(0, 20), true],
+        ['endless request line', `GET /${'a'.repeat(2000)}`, false],
+        ['silent', null, false],
+        ['silent then end', null, true],
+      ];
+      for (const [what, bytes, end] of cases) {
+        const c = await h.client(port);
+        const t0 = Date.now();
+        if (bytes !== null) c.write(bytes);
+        if (end) c.socket.end();
+        await c.closed(sniffTimeoutMs + 2000).catch((e: Error) => {
+          throw new Error(`${what}: ${e.message}`);
+        });
+        expect(Date.now() - t0, what).toBeLessThan(sniffTimeoutMs + 500);
+        expect(c.received().length, what).toBe(0);
+      }
+      await h.settled();
+      const text = await scrape(nlb.adminUrl);
+      expect(sample(text, 'mp_nlb_dataplane_detection_failures_total', { listener: 'auto' })).toBe(
+        cases.length,
+      );
+      expect(sample(text, 'mp_nlb_dataplane_detection_failures_total', { reason: 'timeout_no_data' })).toBe(
+        1,
+      );
+      expect(
+        sample(text, 'mp_nlb_dataplane_detection_failures_total', { reason: 'sniff_bytes_exceeded' }),
+      ).toBe(1);
+      // And the listener still serves.
+      expect((await open(port)).id).toBe('web');
+    });
+
+    it('resets during sniffing and during forwarding never crash the NLB', async () => {
+      const port = await startSniffing();
+      for (let i = 0; i < 20; i++) {
+        const c = await h.client(port);
+        c.write(i % 2 ? 'GET / HT' : Buffer.from([0x16, 0x03, 0x01]));
+        c.socket.resetAndDestroy();
+      }
+      for (let i = 0; i < 20; i++) {
+        const { c } = await open(port);
+        c.write(Buffer.alloc(100_000, 1));
+        c.socket.resetAndDestroy();
+      }
+      await waitFor('connections to close', () => nlb.handle.dataplane.addresses()[0].active === 0);
+      expect((await open(port)).id).toBe('web');
+      await h.settled();
+      expect((await nlb.rpc('getNlbStatus', {})).activeConnections).toBe(1);
+    });
+  });
+
+  describe('shutdown', () => {
+    it('stops accepting at once and lets open connections finish', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http' }], { drainGraceMs: 5000 });
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      const port = nlb.port('web');
       const { c } = await open(port);
-      c.write(Buffer.alloc(100_000, 1));
-      c.socket.resetAndDestroy();
-    }
-    await waitFor('connections to close', () => nlb.handle.dataplane.addresses()[0].active === 0);
-    expect((await open(port)).id).toBe('web');
-    await h.settled();
-    expect((await nlb.rpc('getNlbStatus', {})).activeConnections).toBe(1);
-  });
-});
+      const t0 = Date.now();
+      const stopped = nlb.handle.dataplane.stop();
+      expect(await refusedSoon(port)).toBe('ECONNREFUSED');
+      c.write('more');
+      await c.bytes(c.received().length + 4);
+      c.socket.end();
+      await stopped;
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(c.received().toString().endsWith('morebye\n')).toBe(true);
+    });
 
-describe('shutdown', () => {
-  it('stops accepting at once and lets open connections finish', async () => {
-    const nlb = await h.startNlb([{ name: 'web', mode: 'http' }], { drainGraceMs: 5000 });
-    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
-    const port = nlb.port('web');
-    const { c } = await open(port);
-    const t0 = Date.now();
-    const stopped = nlb.handle.dataplane.stop();
-    expect(await refusedSoon(port)).toBe('ECONNREFUSED');
-    c.write('more');
-    await c.bytes(c.received().length + 4);
-    c.socket.end();
-    await stopped;
-    expect(Date.now() - t0).toBeLessThan(2000);
-    expect(c.received().toString().endsWith('morebye\n')).toBe(true);
-  });
-
-  it('closes what is still open when the grace runs out', async () => {
-    const nlb = await h.startNlb([{ name: 'web', mode: 'http' }], { drainGraceMs: 300 });
-    await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
-    const { c } = await open(nlb.port('web'));
-    const t0 = Date.now();
-    await nlb.handle.stop();
-    expect(Date.now() - t0).toBeLessThan(2500);
-    await c.closed(1000);
+    it('closes what is still open when the grace runs out', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http' }], { drainGraceMs: 300 });
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      const { c } = await open(nlb.port('web'));
+      const t0 = Date.now();
+      await nlb.handle.stop();
+      expect(Date.now() - t0).toBeLessThan(2500);
+      await c.closed(1000);
+    });
   });
 });

@@ -14,6 +14,7 @@ import type { CloseReason } from './forward.js';
 import { localLink, type ControlLink } from './link.js';
 import { Listener, type ConnectionLabels, type DataplaneObserver, type ListenerConfig } from './listener.js';
 import { DEFAULT_OUTLIER_POLICY, OutlierDetector, type OutlierPolicy } from './outlier.js';
+import { resolveRelay, type NativeRelay, type RelayMode } from './native-relay.js';
 import { SharedListener, WorkerPool } from './worker-pool.js';
 
 export type { ConnectionLabels, DataplaneObserver, ListenerConfig } from './listener.js';
@@ -33,6 +34,8 @@ export interface DataplaneOptions {
   workers?: number;
   /** The workers' log level. */
   logLevel?: LogLevel;
+  /** Who forwards connected pairs (default 'auto': the native relay when it is built). */
+  relay?: RelayMode;
 }
 
 /** What the Dataplane needs of a running listener, in this process or served by workers. */
@@ -114,8 +117,14 @@ export class Dataplane {
   private ticker: TimerHandle | null = null;
   private tickMs = 0;
   private stopped = false;
+  /** This process's native relay (listeners served here), or undefined: forward.ts forwards. */
+  private readonly relay: NativeRelay | undefined;
 
   constructor(private readonly opts: DataplaneOptions) {
+    // Throws for 'native' without the addon: better at start than at the first connection.
+    const { relay, note } = resolveRelay(opts.relay ?? 'auto');
+    this.relay = relay;
+    opts.logger.info(`data plane: ${note}`);
     this.outlier = new OutlierDetector(opts.outlier ?? DEFAULT_OUTLIER_POLICY);
     this.observer = this.accounting(opts.observer);
     const onEjected = (moduleType: string, instanceId: string) =>
@@ -133,6 +142,7 @@ export class Dataplane {
             count: opts.workers ?? 1,
             connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
             connectRetries: opts.connectRetries ?? 2,
+            relay: opts.relay ?? 'auto',
           })
         : null;
     opts.nlb.on((e) => {
@@ -204,6 +214,7 @@ export class Dataplane {
       logger: this.opts.logger.child({ listener: c.name }),
       connectTimeoutMs: this.opts.connectTimeoutMs ?? 2000,
       connectRetries: this.opts.connectRetries ?? 2,
+      relay: this.relay,
     });
   }
 

@@ -26,6 +26,10 @@ export interface Forwarding {
   /** Destroys both sockets (e.g. shutdown grace ran out). */
   abort(reason?: CloseReason): void;
   readonly closed: boolean;
+  /** Bytes so far: in = client → instance (sniffed bytes included), out = instance → client. */
+  bytes(): { in: number; out: number };
+  /** Bytes held in user-space buffers for slow readers (both directions). */
+  buffered(): number;
 }
 
 /** Starts forwarding; `client` may be paused (sniffing) and may already have ended. */
@@ -103,5 +107,8 @@ export function forward(client: Socket, upstream: Socket, opts: ForwardOptions):
     get closed() {
       return closed;
     },
+    bytes: () => ({ in: client.bytesRead, out: client.bytesWritten }),
+    buffered: () =>
+      client.writableLength + client.readableLength + upstream.writableLength + upstream.readableLength,
   };
 }

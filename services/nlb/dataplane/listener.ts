@@ -12,6 +12,7 @@ import type { InstanceRecord } from '../domain/types.js';
 import type { RouteDecision } from '../nlb-routing.js';
 import { forward, type CloseReason, type Forwarding } from './forward.js';
 import type { ConnectionToken, ControlLink } from './link.js';
+import type { NativeRelay } from './native-relay.js';
 import { ReusedReadBuffer } from './read-buffer.js';
 import { routeSpecOf } from './route-facts.js';
 import { sniff } from './sniff.js';
@@ -57,6 +58,8 @@ export interface ListenerDeps {
   peerClient?: (listener: string, address: string) => number;
   /** Called when the number of open connections changed (workers report it). */
   onActiveChange?: (l: Listener) => void;
+  /** Forwards connected pairs natively (dataplane.relay); without it, forward.ts does. */
+  relay?: NativeRelay;
 }
 
 interface Conn {
@@ -178,9 +181,9 @@ export class Listener {
   /** Bytes held in Node's socket buffers for this listener's connections (both sides). */
   bufferedBytes(): number {
     let n = 0;
-    for (const { client, upstream } of this.conns) {
-      n += client.writableLength + client.readableLength;
-      if (upstream) n += upstream.writableLength + upstream.readableLength;
+    for (const { client, upstream, fwd } of this.conns) {
+      if (fwd) n += fwd.buffered();
+      else n += client.readableLength + (upstream?.readableLength ?? 0);
     }
     return n;
   }
@@ -191,11 +194,12 @@ export class Listener {
   }
 
   private reportBytes(c: Conn): void {
-    if (!c.labels) return;
-    const bytesIn = c.client.bytesRead - c.reported.in;
-    const bytesOut = c.client.bytesWritten - c.reported.out;
+    if (!c.labels || !c.fwd) return;
+    const now = c.fwd.bytes();
+    const bytesIn = now.in - c.reported.in;
+    const bytesOut = now.out - c.reported.out;
     if (bytesIn === 0 && bytesOut === 0) return;
-    c.reported = { in: c.client.bytesRead, out: c.client.bytesWritten };
+    c.reported = now;
     this.deps.observer.bytes(c.labels, bytesIn, bytesOut);
   }
 
@@ -350,16 +354,23 @@ export class Listener {
     const head: Buffer[] = [];
     if (inst.proxyProtocol !== 'none') head.push(proxyHeaderFor(client));
     head.push(sniffed.bytes);
-    c.fwd = forward(client, upstream, {
+    const opts = {
       head,
       idleTimeoutMs: this.config.idleTimeoutMs,
       reader,
-      onClose: (reason) => {
+      onClose: (reason: CloseReason) => {
         this.reportBytes(c);
         link.closed(token);
         observer.closed(labels, reason);
         this.forget(c);
       },
-    });
+    };
+    const relay = this.deps.relay;
+    const native = relay?.forward(client, upstream, reader?.earlyChunks ?? [], opts);
+    if (native) {
+      reader?.dropEarly();
+      c.upstream = undefined;
+    }
+    c.fwd = native ?? forward(client, upstream, opts);
   }
 }

@@ -57,6 +57,16 @@ export class ReusedReadBuffer {
     return early;
   }
 
+  /** Copies of what arrived before any `attach` (kept until `dropEarly`). */
+  get earlyChunks(): readonly Buffer[] {
+    return this.early;
+  }
+
+  /** Forgets the early chunks (another forwarder took them). */
+  dropEarly(): void {
+    this.early = [];
+  }
+
   private next(): Buffer {
     // Bytes still queued on the target include (part of) the last chunk: its memory is taken.
     if (!this.buf || (this.target !== null && this.target.writableLength > 0))

@@ -4,6 +4,7 @@
  * primary's routing state, and reports back every REPORT_MS. It exits when the primary says
  * stop (after draining) or goes away (its connections are closed: the control plane is gone).
  */
+import { resolveRelay, type NativeRelay } from './native-relay.js';
 import type { Server, Socket } from 'node:net';
 import { createSystemClock } from '../../shared/clock.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
@@ -32,20 +33,25 @@ class Worker {
   private readonly peers = new Map<string, number>();
   /** Connections from client addresses in the other workers, by listener then address. */
   private readonly peerClients = new Map<string, Map<string, number>>();
-  /** Per-client count changes of listeners already removed (reported with the next report). */
-  private readonly lateClients: WorkerReport['clients'] = [];
+  /** Each listener's generation (the primary's: reports carry it). */
+  private readonly gens = new WeakMap<Listener, number>();
   private reportSoon = false;
   private nextId = 1;
   private lastReport = 0;
   private stopping = false;
   private readonly reporter: NodeJS.Timeout;
   private readonly bytesTimer: NodeJS.Timeout;
+  private readonly relay: NativeRelay | undefined;
 
   constructor(private readonly init: WorkerInit) {
     this.logger = createLogger({ level: init.logLevel, name: 'nlb' }).child({
       component: 'dataplane',
       worker: init.index,
     });
+    // The primary resolved the same mode already ('native' without the addon stops it there).
+    const { relay, note } = resolveRelay(init.relay);
+    this.relay = relay;
+    this.logger.debug(note);
     this.link = new WorkerLink({
       // Failed connects count towards ejection in the primary: the sooner it knows, the fewer
       // connections try the failing instance meanwhile.
@@ -70,7 +76,7 @@ class Worker {
       case 'eject':
         return this.link.eject(m.instanceId, m.forMs);
       case 'listen':
-        return this.listen(m.config, handle as Server);
+        return this.listen(m.config, m.gen, handle as Server);
       case 'retune':
         return void this.listeners.get(m.config.name)?.then((l) => {
           if (l) l.config = m.config;
@@ -99,18 +105,21 @@ class Worker {
         return void this.flushBytes()
           .then(() => this.report(true))
           .then(() => send({ type: 'flushed' }));
+      case 'ping':
+        return send({ type: 'pong' });
       case 'stop':
         return void this.stop(m.graceMs);
     }
   }
 
-  private listen(config: ListenerConfig, server: Server): void {
+  private listen(config: ListenerConfig, gen: number, server: Server): void {
     const l = new Listener(config, {
       link: this.link,
       observer: this.observer,
       logger: this.logger.child({ listener: config.name }),
       connectTimeoutMs: this.init.connectTimeoutMs,
       connectRetries: this.init.connectRetries,
+      relay: this.relay,
       peerActive: (name) => this.peers.get(name) ?? 0,
       peerClient: (name, address) => this.peerClients.get(name)?.get(address) ?? 0,
       // The connection limits count every worker's connections: report changes at once, not in
@@ -119,6 +128,7 @@ class Worker {
         if (changed.config.maxConnections > 0 || changed.config.maxConnectionsPerClient > 0) this.reportNow();
       },
     });
+    this.gens.set(l, gen);
     const started = l.start(server).then(
       () => {
         // Our own server has taken the socket (the same handle) over; closing the one that
@@ -145,15 +155,19 @@ class Worker {
   }
 
   private async unlisten(name: string, graceMs: number): Promise<void> {
-    const l = await this.listeners.get(name);
+    // Out of the map at once: a `listen` of the same name may come before `started` resolves.
+    // Its draining connections count towards no limit any more (as in one process, a listener
+    // added again under the name starts from none): the primary dropped its counts, and the
+    // others' counts it relayed for the name go too.
+    const started = this.listeners.get(name);
     this.listeners.delete(name);
+    this.peers.delete(name);
+    this.peerClients.delete(name);
+    const l = await started;
     // stop() closes the server before it first waits: no new connections from here on.
     const drained = l?.stop(graceMs);
     send({ type: 'unlistening', name });
     await drained;
-    // Its connections' per-client counts went down while it drained, after it left the map
-    // report() reads: send them, or the primary would keep counting them for good.
-    if (l) for (const [address, n] of l.takeClientChanges()) this.lateClients.push([name, address, n]);
     await this.report(true);
     send({ type: 'unlistened', name });
   }
@@ -203,24 +217,17 @@ class Worker {
     const now = Date.now();
     if (!force && !this.link.pending && this.observer.empty && now - this.lastReport < IDLE_REPORT_MS) return;
     this.lastReport = now;
-    const r = { listeners: [], clients: this.lateClients.splice(0) } as unknown as WorkerReport;
+    const r = { listeners: [], clients: [] } as unknown as WorkerReport;
     this.observer.take(r);
     this.link.take(r);
-    r.listeners = await this.listenerStats();
     for (const p of this.listeners.values()) {
       const l = await p;
-      if (l) for (const [address, n] of l.takeClientChanges()) r.clients.push([l.name, address, n]);
+      if (!l) continue;
+      const gen = this.gens.get(l) ?? 0;
+      r.listeners.push([l.name, gen, l.active, l.bufferedBytes()]);
+      for (const [address, n] of l.takeClientChanges()) r.clients.push([l.name, gen, address, n]);
     }
     send({ type: 'report', report: r });
-  }
-
-  private async listenerStats(): Promise<WorkerReport['listeners']> {
-    const out: WorkerReport['listeners'] = [];
-    for (const p of this.listeners.values()) {
-      const l = await p;
-      if (l) out.push([l.name, l.active, l.bufferedBytes()]);
-    }
-    return out;
   }
 
   async stop(graceMs: number): Promise<void> {

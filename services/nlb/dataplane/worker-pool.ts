@@ -17,6 +17,7 @@ import { recordConnectFailure, type OnEjected } from './link.js';
 import type { DataplaneObserver, ListenerConfig } from './listener.js';
 import type { OutlierDetector } from './outlier.js';
 import type { FromWorker, RoutingSnapshot, ToWorker, WorkerReport } from './worker-protocol.js';
+import type { RelayMode } from './native-relay.js';
 import { closeOut, replayObserver } from './worker-report.js';
 
 export interface WorkerPoolOptions {
@@ -30,6 +31,7 @@ export interface WorkerPoolOptions {
   count: number;
   connectTimeoutMs: number;
   connectRetries: number;
+  relay: RelayMode;
 }
 
 /**
@@ -60,8 +62,12 @@ interface Proc {
   routeContrib: Map<string, number>;
   /** Open connections per labels key (to close out if the worker dies). */
   open: Map<string, number>;
+  /** Per shared listener (its current generation only). */
   listeners: Map<string, { active: number; buffered: number }>;
-  /** Open connections per client address, by `listener\0address` (max_connections_per_client). */
+  /**
+   * Open connections per client address, by `listener\0address` (max_connections_per_client),
+   * of the listeners' current generations only.
+   */
   clients: Map<string, number>;
   /** Connections this worker accepted (all listeners). */
   accepted: number;
@@ -79,7 +85,12 @@ function workerEntry(): { path: string; execArgv: string[] } {
 
 export class WorkerPool {
   private readonly procs: Proc[] = [];
-  private readonly shared = new Map<string, { config: ListenerConfig; host: string; port: number }>();
+  private readonly shared = new Map<
+    string,
+    { config: ListenerConfig; host: string; port: number; gen: number }
+  >();
+  /** Generations of shared listeners: a name removed and added again is a new listener. */
+  private gen = 0;
   private version = 0;
   private lastSnapshotAt = 0;
   private snapshotGapMs = 0;
@@ -167,6 +178,7 @@ export class WorkerPool {
       logLevel: this.opts.logLevel,
       connectTimeoutMs: this.opts.connectTimeoutMs,
       connectRetries: this.opts.connectRetries,
+      relay: this.opts.relay,
       bytesEveryMs: this.opts.nlb.config.metrics.resolutionSeconds * 1000,
     });
     const ok = await this.await(p, (m) => m.type === 'ready', START_TIMEOUT_MS);
@@ -260,23 +272,24 @@ export class WorkerPool {
   async share(config: ListenerConfig, server: Server): Promise<void> {
     const a = server.address();
     const bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : { host: '', port: 0 };
-    this.shared.set(config.name, { config, ...bound });
+    this.shared.set(config.name, { config, ...bound, gen: ++this.gen });
     await this.lend(config.name, server, this.live());
   }
 
   private async lend(name: string, server: Server, to: Proc[]): Promise<void> {
     const onStray = (s: Socket) => this.handoff(name, s);
     server.on('connection', onStray);
-    const config = this.shared.get(name)?.config;
+    const shared = this.shared.get(name);
     try {
-      if (!config) return;
+      if (!shared) return;
+      const { config, gen } = shared;
       const acks = to.map((p) => {
         const ok = this.await(
           p,
           (m) => (m.type === 'listening' || m.type === 'listen-failed') && m.name === name,
           ACK_TIMEOUT_MS,
         );
-        this.send(p, { type: 'listen', config }, server);
+        this.send(p, { type: 'listen', config, gen }, server);
         return ok;
       });
       await Promise.all(acks);
@@ -309,6 +322,14 @@ export class WorkerPool {
    */
   unshare(name: string, graceMs: number): { closed: Promise<void>; drained: Promise<void> } {
     this.shared.delete(name);
+    // Its connections no longer count towards any limit (a listener added again under the name
+    // starts from none, as in one process); the workers forget the others' counts on `unlisten`,
+    // and reports about this generation are ignored from now on.
+    for (const p of this.procs) {
+      if (!p) continue;
+      p.listeners.delete(name);
+      for (const key of p.clients.keys()) if (key.startsWith(`${name}\0`)) p.clients.delete(key);
+    }
     const live = this.live();
     const closed = live.map((p) =>
       this.await(p, (m) => m.type === 'unlistening' && m.name === name, ACK_TIMEOUT_MS),
@@ -320,9 +341,7 @@ export class WorkerPool {
     });
     return {
       closed: Promise.all(closed).then(() => undefined),
-      drained: Promise.all(drained).then(() => {
-        for (const p of this.procs) p?.listeners.delete(name);
-      }),
+      drained: Promise.all(drained).then(() => undefined),
     };
   }
 
@@ -332,6 +351,15 @@ export class WorkerPool {
       this.live().map((p) => {
         const done = this.await(p, (m) => m.type === 'flushed', ACK_TIMEOUT_MS);
         this.send(p, { type: 'flush' });
+        return done;
+      }),
+    );
+    // Each report made us relay counts to the other workers: a round trip to every worker (the
+    // channel keeps order) means they have applied them, so the limits hold on what was flushed.
+    await Promise.all(
+      this.live().map((p) => {
+        const done = this.await(p, (m) => m.type === 'pong', ACK_TIMEOUT_MS);
+        this.send(p, { type: 'ping' });
         return done;
       }),
     );
@@ -480,8 +508,12 @@ export class WorkerPool {
       if (n > 0) p.open.set(k, n);
       else p.open.delete(k);
     });
+    // Only the listeners' current generations: a removed one's report may still be on its way.
+    const current = (name: string, gen: number) => this.shared.get(name)?.gen === gen;
     const before = p.listeners;
-    p.listeners = new Map(r.listeners.map(([name, active, buffered]) => [name, { active, buffered }]));
+    p.listeners = new Map();
+    for (const [name, gen, active, buffered] of r.listeners)
+      if (current(name, gen)) p.listeners.set(name, { active, buffered });
     if (changed.size) for (const q of this.live()) if (q !== p) this.sendLoads(q, changed);
     // max_connections is per listener over all workers: tell the others what this one has open.
     let limited = false;
@@ -491,7 +523,8 @@ export class WorkerPool {
     // max_connections_per_client likewise: the others learn this worker's per-client counts.
     if (r.clients.length) {
       const keys = new Set<string>();
-      for (const [name, address, n] of r.clients) {
+      for (const [name, gen, address, n] of r.clients) {
+        if (!current(name, gen)) continue;
         const key = `${name}\0${address}`;
         if (n > 0) p.clients.set(key, n);
         else p.clients.delete(key);

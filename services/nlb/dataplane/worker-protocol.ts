@@ -8,6 +8,7 @@ import type { LogLevel } from '../../shared/logger.js';
 import type { Strategy } from '../domain/selection.js';
 import type { InstanceRecord, ModuleTypeName, RouteSpec } from '../domain/types.js';
 import type { ListenerConfig } from './listener.js';
+import type { RelayMode } from './native-relay.js';
 
 /** Everything RoutingService.route reads from the NLB, as of one version. */
 export interface RoutingSnapshot {
@@ -31,6 +32,7 @@ export interface WorkerInit {
   logLevel: LogLevel;
   connectTimeoutMs: number;
   connectRetries: number;
+  relay: RelayMode;
   /** How often open connections' byte counts are reported (the metrics resolution). */
   bytesEveryMs: number;
 }
@@ -42,8 +44,11 @@ export type ToWorker =
   /** Connections other processes have open per instance (least connections sees the sum). */
   | { type: 'loads'; others: Array<[instanceId: string, connections: number]>; full: boolean }
   | { type: 'eject'; instanceId: string; forMs: number }
-  /** + handle: a listening server bound by the primary. */
-  | { type: 'listen'; config: ListenerConfig }
+  /**
+   * + handle: a listening server bound by the primary. `gen` tells this listener apart from one
+   * of the same name removed before (its connections may still be draining): reports carry it.
+   */
+  | { type: 'listen'; config: ListenerConfig; gen: number }
   | { type: 'retune'; config: ListenerConfig }
   | { type: 'unlisten'; name: string; graceMs: number }
   /** + handle: a client socket the primary accepted (paused, nothing read). */
@@ -57,6 +62,8 @@ export type ToWorker =
   | { type: 'peer-clients'; counts: Array<[listener: string, address: string, open: number]> }
   /** Report now (tests, and before the metrics are read at stop). */
   | { type: 'flush' }
+  /** Answered with 'pong': everything sent before it has been applied. */
+  | { type: 'ping' }
   | { type: 'stop'; graceMs: number };
 
 export type CanHandleAnswer =
@@ -72,6 +79,7 @@ export type FromWorker =
   | { type: 'unlistening'; name: string }
   | { type: 'unlistened'; name: string }
   | { type: 'flushed' }
+  | { type: 'pong' }
   /** + handle (or none when the worker does not serve that listener). */
   | { type: 'lent'; name: string }
   | {
@@ -102,8 +110,8 @@ export interface WorkerReport {
   conns: Array<[instanceId: string, registrationId: string, routeId: string, delta: number]>;
   /** Connect outcomes in order (successes of one instance in a row collapsed). */
   connects: Array<[instanceId: string, moduleType: string, ok: boolean, reason: string]>;
-  /** Per listener: connections open now and bytes in Node's buffers. */
-  listeners: Array<[name: string, active: number, buffered: number]>;
+  /** Per listener (and its `gen`): connections open now and bytes in Node's buffers. */
+  listeners: Array<[name: string, gen: number, active: number, buffered: number]>;
   /** Per-client counts that changed, on listeners with max_connections_per_client. */
-  clients: Array<[listener: string, address: string, open: number]>;
+  clients: Array<[listener: string, gen: number, address: string, open: number]>;
 }
