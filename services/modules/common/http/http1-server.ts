@@ -17,6 +17,7 @@ import { ChunkedDecoder } from './chunked.js';
 import { ClientExchange, RequestBody, type ExchangeConnection } from './client-exchange.js';
 import type { ClientConnection, FrontendLimits } from './frontend.js';
 import { parseRequestHead } from './request-parser.js';
+import { isShared, readIntoSharedBuffer } from './shared-read-buffer.js';
 import { headText } from './syntax.js';
 import { acceptMaybeTls } from './tls-accept.js';
 
@@ -63,12 +64,29 @@ class Http1Connection implements ExchangeConnection {
     (socket as Socket & { allowHalfOpen: boolean }).allowHalfOpen = true;
     socket.setNoDelay(true);
     this.deadlineMs = server.nowMs + server.limits.headersTimeoutMs;
-    socket.on('data', this.onData);
+    // Reads go into the process's shared buffer (no ArrayBuffer per read for the GC to sweep);
+    // whatever was already buffered goes first, on the next tick as a 'data' listener gets it.
+    const early = readIntoSharedBuffer(socket, this.onSharedChunk);
+    if (early) {
+      socket.resume(); // flowing: 'end' is emitted; reading starts (net.Socket, user buffer)
+      if (early.length) process.nextTick(() => early.forEach((b) => this.onData(b)));
+    } else socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('drain', this.onDrain);
     socket.on('error', noop);
   }
+
+  /** A read in the shared buffer: valid only now, so whatever is kept of it is copied. */
+  private readonly onSharedChunk = (chunk: Buffer): void => {
+    if (this.state === State.Detached) {
+      // Upgraded: the new owner listens for 'data' (pipe() pauses and resumes the socket).
+      this.socket.emit('data', Buffer.from(chunk));
+      return;
+    }
+    this.onData(chunk);
+    if (this.pending && isShared(this.pending)) this.pending = Buffer.from(this.pending);
+  };
 
   private readonly onData = (chunk: Buffer): void => {
     switch (this.state) {
@@ -117,7 +135,9 @@ class Http1Connection implements ExchangeConnection {
     if (head.upgrade) {
       this.detach();
       const ex = new ClientExchange(this, head, this.info, null);
-      this.server.handlers.upgrade(ex, this.socket, this.pending ?? EMPTY);
+      const rest = this.pending ?? EMPTY;
+      this.pending = null;
+      this.server.handlers.upgrade(ex, this.socket, isShared(rest) ? Buffer.from(rest) : rest);
       return;
     }
     const hasBody = s.chunked || s.contentLength > 0;
@@ -145,7 +165,7 @@ class Http1Connection implements ExchangeConnection {
   }
 
   private pushBody(c: Buffer): void {
-    if (this.body && !this.body.push(c) && !this.bodyPaused) {
+    if (this.body && !this.body.push(isShared(c) ? Buffer.from(c) : c) && !this.bodyPaused) {
       this.bodyPaused = true;
       this.socket.pause();
     }
@@ -301,6 +321,8 @@ class Http1Connection implements ExchangeConnection {
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onClose);
     this.socket.off('drain', this.onDrain);
+    // Nothing may be read (and lost) before the new owner listens: pipe() resumes it.
+    this.socket.pause();
     (this.socket as Socket & { allowHalfOpen: boolean }).allowHalfOpen = false;
   }
 
