@@ -159,6 +159,8 @@ export interface NlbOverrides {
   logger?: Logger;
   modules?: ModulePort;
   state?: StatePort;
+  /** Tests: the data-plane workers' entry script (e.g. one that cannot start). */
+  dataplaneWorkerEntry?: { path: string; execArgv: string[] };
 }
 
 export interface NlbHandle {
@@ -252,6 +254,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     workers: config.dataplane.workers === 'auto' ? availableParallelism() : config.dataplane.workers,
     relay: config.dataplane.relay,
     logLevel: config.logLevel,
+    workerEntry: overrides.dataplaneWorkerEntry,
   });
   prom.trackDataplane(dataplane);
   nlb.on((e) => {

@@ -351,8 +351,11 @@ export function createDataplaneHarness() {
         drainGraceMs?: number;
         workers?: number;
         relay?: RelayMode;
+        /** The workers' entry script (a test of workers that cannot start). */
+        workerEntry?: { path: string; execArgv: string[] };
       } = {},
     ): Promise<DataplaneNlb> {
+      const { workerEntry, ...dp } = dataplane;
       const config = nlbProcessSchema.parse({
         grpc: { host: '127.0.0.1', port: 0 },
         admin: { host: '127.0.0.1', port: 0 },
@@ -362,9 +365,9 @@ export function createDataplaneHarness() {
         listeners: listeners.map((l) => ({ address: '127.0.0.1', port: 0, ...l })),
         // One process unless a test asks for workers; MP_TEST_DATAPLANE_WORKERS=2 runs every
         // data-plane test through two worker processes.
-        dataplane: { drainGraceMs: 2000, workers: DEFAULT_WORKERS, relay, ...dataplane },
+        dataplane: { drainGraceMs: 2000, workers: DEFAULT_WORKERS, relay, ...dp },
       });
-      const handle = await startNlb(config);
+      const handle = await startNlb(config, workerEntry ? { dataplaneWorkerEntry: workerEntry } : {});
       nlbs.push(handle);
       const client = base.client(`127.0.0.1:${handle.grpcPort}`);
       return {

@@ -5,7 +5,10 @@
  * are closed out and it is replaced; a stop drains the workers and they exit. (The other
  * data-plane tests run through workers too with MP_TEST_DATAPLANE_WORKERS=2.)
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModuleType, Protocol } from '../../proto/gen/marchproxy/types.js';
 import {
@@ -269,5 +272,27 @@ describe('two data-plane workers', () => {
     await waitFor('the workers to exit', () => pids.every((pid) => !alive(pid)));
     const stored = nlb.handle.nlb.metrics.latest(['dataplane_connections_total'], { listener: 'web' });
     expect(stored.map((x) => x.point.value)).toEqual([6]);
+  });
+  it('workers that cannot start leave the listeners served by the NLB’s own process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mp-worker-'));
+    const entry = join(dir, 'broken-worker.mjs');
+    writeFileSync(entry, 'process.exit(3);\n');
+    try {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http' }], {
+        workers: 2,
+        workerEntry: { path: entry, execArgv: [] },
+      });
+      expect(nlb.handle.dataplane.failed()).toEqual({});
+      expect(nlb.handle.dataplane.workers).toBe(1);
+      expect(nlb.handle.dataplane.workerStatus()).toEqual([]);
+      await h.registered(nlb.rpc, 'a', {}, [HTTP_ROUTE]);
+      for (let i = 0; i < 3; i++) {
+        const { c, id } = await open(nlb.port('web'));
+        expect(id).toBe('a');
+        c.socket.end();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

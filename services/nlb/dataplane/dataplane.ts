@@ -36,6 +36,8 @@ export interface DataplaneOptions {
   logLevel?: LogLevel;
   /** Who forwards connected pairs (default 'auto': the native relay when it is built). */
   relay?: RelayMode;
+  /** Tests: the workers' entry script (see WorkerPoolOptions.entry). */
+  workerEntry?: { path: string; execArgv: string[] };
 }
 
 /** What the Dataplane needs of a running listener, in this process or served by workers. */
@@ -108,6 +110,8 @@ export class Dataplane {
   /** Set with `workers` > 1; started with the first listener. */
   private readonly pool: WorkerPool | null;
   private poolStarted: Promise<void> | null = null;
+  /** The workers could not start: the listeners are served in this process instead. */
+  private poolFailed = false;
   /** Listeners removed or moved by a config change, finishing their connections. */
   private readonly retiring = new Set<Promise<void>>();
   private readonly failures = new Map<string, string>();
@@ -143,6 +147,7 @@ export class Dataplane {
             connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
             connectRetries: opts.connectRetries ?? 2,
             relay: opts.relay ?? 'auto',
+            entry: opts.workerEntry,
           })
         : null;
     opts.nlb.on((e) => {
@@ -203,10 +208,19 @@ export class Dataplane {
 
   /** A listener in this process, or one the workers serve (starting them the first time). */
   private async createListener(c: ListenerConfig): Promise<RunningListener> {
-    if (this.pool) {
+    if (this.pool && !this.poolFailed) {
       this.poolStarted ??= this.pool.start();
-      await this.poolStarted;
-      return new SharedListener(c, this.pool);
+      try {
+        await this.poolStarted;
+        return new SharedListener(c, this.pool);
+      } catch (e) {
+        // Traffic first: a data plane in one process beats listeners that do not run.
+        if (!this.poolFailed)
+          this.opts.logger.error(
+            `data plane: ${(e as Error).message}. Serving the listeners in the NLB's own process instead (until it restarts).`,
+          );
+        this.poolFailed = true;
+      }
     }
     return new Listener(c, {
       link: this.link,
@@ -223,17 +237,17 @@ export class Dataplane {
    * once it is in the totals, the registry and Prometheus; at once without workers.
    */
   async flush(): Promise<void> {
-    if (this.pool && this.poolStarted) await this.pool.flush();
+    if (this.pool && this.poolStarted && !this.poolFailed) await this.pool.flush();
   }
 
   /** The worker processes (none in one process): pid, connections accepted and open. */
   workerStatus(): Array<{ index: number; pid: number; accepted: number; active: number }> {
-    return this.pool?.status() ?? [];
+    return this.poolFailed ? [] : (this.pool?.status() ?? []);
   }
 
   /** Worker processes serving the listeners (1: this process). */
   get workers(): number {
-    return this.pool?.size ?? 1;
+    return this.poolFailed ? 1 : (this.pool?.size ?? 1);
   }
 
   /**
@@ -241,7 +255,9 @@ export class Dataplane {
    * false when they did not catch up within `timeoutMs`.
    */
   synced(timeoutMs = 5000): Promise<boolean> {
-    return this.pool && this.poolStarted ? this.pool.synced(timeoutMs) : Promise.resolve(true);
+    return this.pool && this.poolStarted && !this.poolFailed
+      ? this.pool.synced(timeoutMs)
+      : Promise.resolve(true);
   }
 
   private fail(c: ListenerConfig, why: string): void {

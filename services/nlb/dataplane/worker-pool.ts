@@ -32,6 +32,8 @@ export interface WorkerPoolOptions {
   connectTimeoutMs: number;
   connectRetries: number;
   relay: RelayMode;
+  /** The worker entry (tests: one that fails to start); default worker-main next to this file. */
+  entry?: { path: string; execArgv: string[] };
 }
 
 /**
@@ -140,7 +142,7 @@ export class WorkerPool {
   }
 
   private async spawn(index: number): Promise<Proc> {
-    const entry = workerEntry();
+    const entry = this.opts.entry ?? workerEntry();
     const child = fork(entry.path, [], {
       // Not the primary's own flags: a TypeScript loader among them would load twice.
       execArgv: entry.execArgv,
