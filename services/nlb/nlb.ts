@@ -256,13 +256,14 @@ export class Nlb {
    */
   mutateDurable<T>(change: () => T): T {
     const before = this.durableState();
+    const operatorRoutes = this.routes.entriesOf(OPERATOR);
     const result = change();
     try {
       this.deps.state.save(this.durableState());
       this.lastSaveError = null;
     } catch (e) {
       this.lastSaveError = e instanceof Error ? e.message : String(e);
-      this.restoreDurable(before);
+      this.restoreDurable(before, operatorRoutes);
       throw e instanceof DomainError
         ? e
         : new DomainError(
@@ -273,14 +274,12 @@ export class Nlb {
     return result;
   }
 
-  private restoreDurable(s: DurableState): void {
+  private restoreDurable(s: DurableState, operatorRoutes: RouteEntry[]): void {
     this.config = this.mergeConfig(s.config, this.deps.initialConfig ?? {});
     this.apiSections = sectionsOf(s.config);
     this.registry.setTimings(this.leaseTimings());
     this.selection.strategy = this.config.routing.strategy;
-    this.routes.removeOwner(OPERATOR);
-    for (const r of s.routes)
-      this.routes.apply([r.route], OPERATOR, () => r.moduleType, false, r.createdAtMs);
+    this.routes.restoreOwner(OPERATOR, operatorRoutes);
     const restored = new Deployments(s.deployments);
     for (const d of this.deployments.all()) this.deployments.remove(d.moduleType);
     for (const d of restored.all()) this.deployments.put(d);

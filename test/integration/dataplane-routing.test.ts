@@ -86,6 +86,7 @@ describe('a sniffing listener', () => {
     lost.write(httpRequest('nobody.example.com'));
     await lost.closed();
     expect(lost.received().length).toBe(0);
+    await h.settled(); // with workers: their reports are in
     const text = await scrape(nlb.adminUrl);
     expect(
       sample(text, 'mp_nlb_dataplane_routing_failures_total', {
@@ -163,6 +164,37 @@ describe('a sniffing listener', () => {
       'connections to close',
       async () => (await nlb.rpc('getNlbStatus', {})).activeConnections === 0,
     );
+  });
+
+  it('a route re-applied while connections are open keeps counting them down as they close', async () => {
+    const opRoute = route({
+      routeId: 'shop-op',
+      protocol: Protocol.PROTOCOL_HTTP,
+      destinationPattern: 'op.shop.example.com',
+      priority: 50,
+      moduleType: 'ALB',
+    });
+    await nlb.rpc('updateRouting', { routes: [opRoute] });
+    await h.settled(); // with workers: they route on the new table
+    const routeConnections = async () =>
+      (await nlb.rpc('getRoutingTable', {})).entries.find((e) => e.route?.routeId === 'shop-op')
+        ?.currentConnections;
+    const open = await Promise.all([1, 2].map(() => h.client(nlb.port('auto'))));
+    for (const c of open) c.write(httpRequest('op.shop.example.com'));
+    expect(await Promise.all(open.map((c) => c.line().then((l) => l.split(' ')[0])))).toEqual(['web', 'web']);
+    await h.settled();
+    expect(await routeConnections()).toBe(2);
+    // The same route applied again (an operator re-running their apply): the count carries over…
+    await nlb.rpc('updateRouting', { routes: [{ ...opRoute, priority: 60 }] });
+    await h.settled();
+    expect(await routeConnections()).toBe(2);
+    // …and the connections opened before still count down when they close.
+    for (const c of open) c.socket.end();
+    await Promise.all(open.map((c) => c.closed()));
+    await waitFor('the route count to reach 0', async () => {
+      await h.settled();
+      return (await routeConnections()) === 0;
+    });
   });
 
   it('/metrics shows the data-plane series and the metrics store gets per-listener totals', async () => {

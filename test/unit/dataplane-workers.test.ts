@@ -34,7 +34,7 @@ const snapshot = (
   registryRevision: version,
   routesRevision: version,
   instances,
-  routes: [{ route: routeSpec(), owner: '', moduleType: 'ALB' }],
+  routes: [{ route: routeSpec(), owner: '', moduleType: 'ALB', incarnation: 1 }],
   weights: { ALB: { '1.0': 100 } },
   strategy: 'least-conn',
   offsets: [],
@@ -135,7 +135,7 @@ describe('WorkerLink (a worker’s replica of the routing state)', () => {
     expect(r.conns).toEqual([]);
     link.opened(record('a'), 'r-http');
     link.take(r);
-    expect(r.conns).toEqual([['a', 'reg-a', 'r-http', 1]]);
+    expect(r.conns).toEqual([['a', 'reg-a', 'r-http', 1, 1]]);
   });
 
   it('ejections expire; connect outcomes are reported in order with runs of successes collapsed', () => {

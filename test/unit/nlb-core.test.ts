@@ -246,6 +246,8 @@ describe('Nlb durable changes when the state cannot be saved', () => {
       operatorRoute('web', 'ALB', { destinationPattern: '*.example.com', priority: 10 }),
     ]);
     s.nlb.updateDeployment('ALB', 'SET_WEIGHT', deploy({ version: '2.0', weight: 10 }));
+    // An open connection through the operator route: an undone change must keep it counted.
+    s.nlb.routes.countConnection('web', s.nlb.routes.get('web')!.incarnation, 1);
     const snapshot = () => ({
       config: structuredClone(s.nlb.config),
       routes: structuredClone(s.nlb.routes.all()).sort((a, b) =>

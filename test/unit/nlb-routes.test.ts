@@ -304,6 +304,33 @@ describe('RoutingTable', () => {
     expect(t.revision).toBe(rev + 1);
   });
 
+  it('counts connections per incarnation: a re-applied route keeps them, a re-created one starts afresh', () => {
+    const t = new RoutingTable();
+    t.apply([route({ routeId: 'a' })], 'x', alb, false, 1);
+    const first = t.get('a')!.incarnation;
+    t.countConnection('a', first, 1);
+    t.countConnection('a', first, 1);
+    // Re-applied (e.g. a re-registration announcing the same routes): the open connections stay
+    // counted and their closes count down.
+    t.apply([route({ routeId: 'a', priority: 3 })], 'x', alb, true, 2);
+    expect(t.get('a')!.incarnation).toBe(first);
+    expect(t.get('a')!.connections).toBe(2);
+    t.countConnection('a', first, -1);
+    expect(t.get('a')!.connections).toBe(1);
+    // Removed and created again: a new route; the old connection's close leaves it alone.
+    t.remove('a');
+    t.apply([route({ routeId: 'a' })], 'x', alb, false, 3);
+    const second = t.get('a')!.incarnation;
+    expect(second).not.toBe(first);
+    t.countConnection('a', second, 1);
+    t.countConnection('a', first, -1);
+    expect(t.get('a')!.connections).toBe(1);
+    // Never below zero, and unknown routes are ignored.
+    t.countConnection('a', second, -5);
+    expect(t.get('a')!.connections).toBe(0);
+    t.countConnection('nope', second, 1);
+  });
+
   it('remove deletes one route or fails with NOT_FOUND', () => {
     const t = new RoutingTable();
     t.apply([route({ routeId: 'a' })], 'x', alb, false, 1);

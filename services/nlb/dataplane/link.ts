@@ -5,7 +5,6 @@
  * worker it routes over a replica of the routing state and reports back (worker-link.ts).
  */
 import type { Logger } from '../../shared/logger.js';
-import type { RouteEntry } from '../domain/routes.js';
 import type { InstanceRecord, RouteSpec } from '../domain/types.js';
 import type { Nlb } from '../nlb.js';
 import type { RouteDecision, RouteOptions, RoutingService } from '../nlb-routing.js';
@@ -35,8 +34,8 @@ export interface ConnectionToken {
   instanceId: string;
   registrationId: string;
   routeId: string | undefined;
-  /** The route entry counted at open (local link only: a replaced entry is not decremented). */
-  entry?: RouteEntry;
+  /** The route's incarnation at open (RoutingTable.countConnection). */
+  routeIncarnation: number;
 }
 
 /** Reports an ejection to the observer (Prometheus). */
@@ -83,16 +82,15 @@ export function localLink(
     },
     opened: (inst, routeId) => {
       nlb.registry.addConnections(inst.instanceId, 1);
-      const entry = routeId ? nlb.routes.get(routeId) : undefined;
-      if (entry) entry.connections++;
-      return { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId, entry };
+      const routeIncarnation = (routeId && nlb.routes.get(routeId)?.incarnation) || 0;
+      if (routeId) nlb.routes.countConnection(routeId, routeIncarnation, 1);
+      return { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId, routeIncarnation };
     },
     closed: (t) => {
       // The same registration only: a re-registered instance starts counting afresh.
       if (nlb.registry.get(t.instanceId)?.registrationId === t.registrationId)
         nlb.registry.addConnections(t.instanceId, -1);
-      const e = t.routeId ? nlb.routes.get(t.routeId) : undefined;
-      if (e && e === t.entry) e.connections = Math.max(0, e.connections - 1);
+      if (t.routeId) nlb.routes.countConnection(t.routeId, t.routeIncarnation, -1);
     },
   };
 }

@@ -79,7 +79,9 @@ export class WorkerLink implements ControlLink {
   private readonly ejectedUntil = new Map<string, number>();
   private stateVersion = 0;
   // The next report's parts.
-  private conns = new Map<string, [string, string, string, number]>();
+  private conns = new Map<string, [string, string, string, number, number]>();
+  /** Each route's incarnation in the current snapshot (connections are counted under it). */
+  private routeIncarnations = new Map<string, number>();
   private connects: WorkerReport['connects'] = [];
   private lastConnectOk = new Set<string>();
   private routingOutcomes = new Map<string, WorkerReport['routing'][number]>();
@@ -136,6 +138,7 @@ export class WorkerLink implements ControlLink {
       );
     }
     r.table = table;
+    this.routeIncarnations = new Map(s.routes.map((e) => [e.route.routeId, e.incarnation]));
     this.stateVersion = s.version;
   }
 
@@ -192,20 +195,27 @@ export class WorkerLink implements ControlLink {
   }
 
   opened(inst: InstanceRecord, routeId: string | undefined): ConnectionToken {
-    this.count(inst.instanceId, inst.registrationId, routeId ?? '', 1);
-    return { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId };
+    const routeIncarnation = (routeId && this.routeIncarnations.get(routeId)) || 0;
+    this.count(inst.instanceId, inst.registrationId, routeId ?? '', routeIncarnation, 1);
+    return { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId, routeIncarnation };
   }
 
   closed(t: ConnectionToken): void {
-    this.count(t.instanceId, t.registrationId, t.routeId ?? '', -1);
+    this.count(t.instanceId, t.registrationId, t.routeId ?? '', t.routeIncarnation, -1);
   }
 
-  private count(instanceId: string, registrationId: string, routeId: string, delta: number): void {
+  private count(
+    instanceId: string,
+    registrationId: string,
+    routeId: string,
+    routeIncarnation: number,
+    delta: number,
+  ): void {
     let own = this.own.get(instanceId);
     if (!own || own.registrationId !== registrationId) {
       // A connection of an older registration closing: the primary ignores it too.
       if (delta < 0) {
-        this.addConnDelta(instanceId, registrationId, routeId, delta);
+        this.addConnDelta(instanceId, registrationId, routeId, routeIncarnation, delta);
         return;
       }
       own = { registrationId, n: 0 };
@@ -216,14 +226,20 @@ export class WorkerLink implements ControlLink {
     const rec = this.byId.get(instanceId);
     if (rec && rec.registrationId === registrationId)
       rec.connections = (this.others.get(instanceId) ?? 0) + own.n;
-    this.addConnDelta(instanceId, registrationId, routeId, delta);
+    this.addConnDelta(instanceId, registrationId, routeId, routeIncarnation, delta);
   }
 
-  private addConnDelta(instanceId: string, registrationId: string, routeId: string, delta: number): void {
-    const key = `${instanceId}\n${registrationId}\n${routeId}`;
+  private addConnDelta(
+    instanceId: string,
+    registrationId: string,
+    routeId: string,
+    routeIncarnation: number,
+    delta: number,
+  ): void {
+    const key = `${instanceId}\n${registrationId}\n${routeId}\n${routeIncarnation}`;
     const c = this.conns.get(key);
-    if (c) c[3] += delta;
-    else this.conns.set(key, [instanceId, registrationId, routeId, delta]);
+    if (c) c[4] += delta;
+    else this.conns.set(key, [instanceId, registrationId, routeId, routeIncarnation, delta]);
   }
 
   private onRouting(
@@ -243,7 +259,7 @@ export class WorkerLink implements ControlLink {
 
   /** Moves the link's part of the next report into `into`. */
   take(into: Pick<WorkerReport, 'routing' | 'touched' | 'conns' | 'connects'>): void {
-    into.conns = [...this.conns.values()].filter((c) => c[3] !== 0);
+    into.conns = [...this.conns.values()].filter((c) => c[4] !== 0);
     into.connects = this.connects;
     into.routing = [...this.routingOutcomes.values()];
     into.touched = [...this.touched];

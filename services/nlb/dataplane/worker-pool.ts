@@ -61,6 +61,7 @@ interface Proc {
   stateVersion: number;
   /** Connections this worker has open per instance (the registration it counted them for). */
   contrib: Map<string, { registrationId: string; n: number }>;
+  /** Connections this worker has open per route, by `routeId\nincarnation`. */
   routeContrib: Map<string, number>;
   /** Open connections per labels key (to close out if the worker dies). */
   open: Map<string, number>;
@@ -434,7 +435,12 @@ export class WorkerPool {
       instances: nlb.registry
         .all()
         .map((r) => ({ ...r, stats: null, pendingInstructions: {}, connections: 0 })),
-      routes: nlb.routes.all().map((e) => ({ route: e.route, owner: e.owner, moduleType: e.moduleType })),
+      routes: nlb.routes.all().map((e) => ({
+        route: e.route,
+        owner: e.owner,
+        moduleType: e.moduleType,
+        incarnation: e.incarnation,
+      })),
       weights,
       strategy: nlb.selection.strategy,
       offsets: [...nlb.selection.offsets],
@@ -473,7 +479,7 @@ export class WorkerPool {
   private apply(p: Proc, r: WorkerReport): void {
     const { nlb, outlier, observer, logger, onEjected } = this.opts;
     const changed = new Set<string>();
-    for (const [id, registrationId, routeId, delta] of r.conns) {
+    for (const [id, registrationId, routeId, routeIncarnation, delta] of r.conns) {
       const rec = nlb.registry.get(id);
       if (rec && rec.registrationId === registrationId) {
         nlb.registry.addConnections(id, delta);
@@ -483,12 +489,12 @@ export class WorkerPool {
         if (c.n === 0) p.contrib.delete(id);
         changed.add(id);
       }
-      const e = routeId ? nlb.routes.get(routeId) : undefined;
-      if (e) {
-        e.connections = Math.max(0, e.connections + delta);
-        const n = (p.routeContrib.get(routeId) ?? 0) + delta;
-        if (n > 0) p.routeContrib.set(routeId, n);
-        else p.routeContrib.delete(routeId);
+      if (routeId) {
+        nlb.routes.countConnection(routeId, routeIncarnation, delta);
+        const key = `${routeId}\n${routeIncarnation}`;
+        const n = (p.routeContrib.get(key) ?? 0) + delta;
+        if (n > 0) p.routeContrib.set(key, n);
+        else p.routeContrib.delete(key);
       }
     }
     for (const [instanceId, moduleType, ok, reason] of r.connects) {
@@ -583,9 +589,9 @@ export class WorkerPool {
       if (nlb.registry.get(id)?.registrationId === c.registrationId) nlb.registry.addConnections(id, -c.n);
       changed.add(id);
     }
-    for (const [routeId, n] of p.routeContrib) {
-      const e = nlb.routes.get(routeId);
-      if (e) e.connections = Math.max(0, e.connections - n);
+    for (const [key, n] of p.routeContrib) {
+      const cut = key.lastIndexOf('\n');
+      nlb.routes.countConnection(key.slice(0, cut), Number(key.slice(cut + 1)), -n);
     }
     p.contrib.clear();
     p.routeContrib.clear();

@@ -18,7 +18,7 @@ export interface RoutingSnapshot {
   routesRevision: number;
   /** Without stats and queued instructions; `connections` is not used (see `loads`). */
   instances: InstanceRecord[];
-  routes: Array<{ route: RouteSpec; owner: string; moduleType: ModuleTypeName }>;
+  routes: Array<{ route: RouteSpec; owner: string; moduleType: ModuleTypeName; incarnation: number }>;
   /** Deployment version weights per module type. */
   weights: Record<string, Record<string, number>>;
   strategy: Strategy;
@@ -107,7 +107,9 @@ export interface WorkerReport {
   /** Routes used (lastUsedMs). */
   touched: string[];
   /** Connection count changes per instance registration and route. */
-  conns: Array<[instanceId: string, registrationId: string, routeId: string, delta: number]>;
+  conns: Array<
+    [instanceId: string, registrationId: string, routeId: string, routeIncarnation: number, delta: number]
+  >;
   /** Connect outcomes in order (successes of one instance in a row collapsed). */
   connects: Array<[instanceId: string, moduleType: string, ok: boolean, reason: string]>;
   /** Per listener (and its `gen`): connections open now and bytes in Node's buffers. */

@@ -18,8 +18,13 @@ export interface RouteEntry {
   moduleType: ModuleTypeName;
   createdAtMs: number;
   lastUsedMs: number;
-  /** Connections routed by this route that are still open. */
+  /** Connections routed by this route that are still open (see RoutingTable.countConnection). */
   connections: number;
+  /**
+   * Which life of the route id this is: kept when the route is re-applied (its connections carry
+   * over), new when the id is created again after a removal (it starts counting afresh).
+   */
+  incarnation: number;
 }
 
 /** What is known about a request (or connection) when it is routed. */
@@ -127,6 +132,7 @@ export class RoutingTable {
   /** Route ids per owner, so removing an instance's routes does not scan the table. */
   private readonly byOwner = new Map<string, Set<string>>();
   private version = 0;
+  private nextIncarnation = 1;
 
   /** Increases on every change; caches key on it. */
   get revision(): number {
@@ -180,10 +186,21 @@ export class RoutingTable {
         createdAtMs: prev?.createdAtMs ?? nowMs,
         lastUsedMs: prev?.lastUsedMs ?? 0,
         connections: prev?.connections ?? 0,
+        incarnation: prev?.incarnation ?? this.nextIncarnation++,
       });
     }
     this.version++;
     return routes.length;
+  }
+
+  /**
+   * Counts connections opening (+) or closing (−) through `routeId` as of its `incarnation` (the
+   * one they were opened under): a close after the route was re-applied still counts down; a
+   * close after it was removed and created again does not touch the new route's count.
+   */
+  countConnection(routeId: string, incarnation: number, delta: number): void {
+    const e = this.entries.get(routeId);
+    if (e && e.incarnation === incarnation) e.connections = Math.max(0, e.connections + delta);
   }
 
   /** Removes one route. */
@@ -216,6 +233,24 @@ export class RoutingTable {
     const ids = this.byOwner.get(e.owner);
     ids?.delete(routeId);
     if (ids && ids.size === 0) this.byOwner.delete(e.owner);
+  }
+
+  /** The entries `owner` holds now, as objects (put them back with `restoreOwner`). */
+  entriesOf(owner: string): RouteEntry[] {
+    return [...(this.byOwner.get(owner) ?? [])].map((id) => this.entries.get(id)!);
+  }
+
+  /**
+   * Puts `owner`'s routes back exactly as `entries` (taken with `entriesOf`): an undone change
+   * keeps each route's counters, last use and incarnation.
+   */
+  restoreOwner(owner: string, entries: RouteEntry[]): void {
+    for (const id of [...(this.byOwner.get(owner) ?? [])]) this.delete(id);
+    for (const e of entries) {
+      this.entries.set(e.route.routeId, e);
+      this.ownedBy(owner).add(e.route.routeId);
+    }
+    this.version++;
   }
 
   /** Removes every route of an owner (an index lookup, not a scan); returns how many. */
