@@ -3,6 +3,7 @@
  * instance provider, keeps their number at the desired count (replacing crashed ones), and
  * owns routes, rate limits and module config, which it persists and pushes to every instance.
  */
+import { backoffDelay } from '../../shared/backoff.js';
 import type { Clock, TimerHandle } from '../../shared/clock.js';
 import {
   DomainError,
@@ -384,7 +385,7 @@ export class ModuleController {
   /** Replaces lost instances, backing off when they keep dying (0.2 s doubling to 30 s). */
   private scheduleRestart(): void {
     if (this.stopped || this.restartTimer) return;
-    const delay = Math.min(30_000, 200 * 2 ** Math.min(8, Math.max(0, this.restarts - 1)));
+    const delay = backoffDelay(this.restarts, { initialMs: 200, maxMs: 30_000, jitter: 0 });
     this.restartTimer = this.o.clock.setTimeout(() => {
       this.restartTimer = null;
       void this.reconcile();

@@ -4,6 +4,7 @@
  * instance (e.g. after an NLB restart), hand other instructions to the instance, and unregister
  * gracefully on stop. Runs on the injected clock.
  */
+import { backoffDelay } from '../../shared/backoff.js';
 import type { HeartbeatResponse, RegisterModuleRequest } from '../../../proto/gen/marchproxy/nlb.js';
 import { HealthStatus, type ModuleStats } from '../../../proto/gen/marchproxy/types.js';
 import type { Clock, TimerHandle } from '../../shared/clock.js';
@@ -54,7 +55,8 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
   let state: RegistrationState = 'idle';
   let registrationId = '';
   let timer: TimerHandle | null = null;
-  let backoff = initialBackoff;
+  /** Failed registration attempts in a row (the backoff's exponent). */
+  let retries = 0;
   let inFlight: Promise<void> | null = null;
   const counts = { heartbeats: 0, registrations: 0, failures: 0 };
   const id = () => o.request().instance?.instanceId ?? '?';
@@ -69,12 +71,16 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
     }, ms);
   };
 
-  const retryDelay = () => {
-    const d = Math.min(backoff, o.heartbeatIntervalMs);
-    backoff = Math.min(backoff * 2, o.heartbeatIntervalMs);
+  const retryDelay = () =>
     // Jitter must not push a retry past one interval: the lease is rebuilt within one interval.
-    return Math.min(o.heartbeatIntervalMs, d * (0.8 + 0.4 * random()));
-  };
+    Math.min(
+      o.heartbeatIntervalMs,
+      backoffDelay(
+        ++retries,
+        { initialMs: initialBackoff, maxMs: o.heartbeatIntervalMs, jitter: 0.2 },
+        random,
+      ),
+    );
 
   const register = async (): Promise<void> => {
     if (state === 'stopped') return;
@@ -96,7 +102,7 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
       registrationId = res.registrationId;
       counts.registrations++;
       state = 'registered';
-      backoff = initialBackoff;
+      retries = 0;
       o.logger.info('registered with the NLB', {
         instance: id(),
         nlb: o.nlb.target,
@@ -123,7 +129,7 @@ export function createRegistrationAgent(o: RegistrationOptions): RegistrationAge
         timestamp: o.clock.nowDate(),
       });
       if (isStopped()) return;
-      backoff = initialBackoff;
+      retries = 0;
       if (!res.acknowledged) {
         o.logger.info(`NLB asks to register again: ${res.message}`, { instance: id() });
         registrationId = '';

@@ -7,6 +7,7 @@
  * restarted controller). A controller that cannot be reached or refuses a change is retried with
  * exponential backoff until it converges or its instances leave the registry.
  */
+import { backoffDelay } from '../../shared/backoff.js';
 import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
 import { StatusCode } from '../../../proto/gen/marchproxy/types.js';
 import { unaryCall, type ClientConnectionOptions } from '../../shared/grpc/client.js';
@@ -273,12 +274,11 @@ export class RateLimitReconciler {
     } catch (err) {
       const message = errorText(err);
       s.attempts++;
-      const base = Math.min(
-        this.o.retryMaxMs ?? 30_000,
-        (this.o.retryInitialMs ?? 500) * 2 ** (s.attempts - 1),
-      );
-      // ±20 % jitter: controllers that failed together do not all retry in the same instant.
-      const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+      const delay = backoffDelay(s.attempts, {
+        initialMs: this.o.retryInitialMs ?? 500,
+        maxMs: this.o.retryMaxMs ?? 30_000,
+        jitter: 0.2,
+      });
       const first = s.attempts === 1 || message !== s.lastError;
       Object.assign(s, { state: 'retrying', lastError: message, nextRetryAtMs: Date.now() + delay });
       const line = `Manager rate limits on ${who(c)} not applied (attempt ${s.attempts}): ${message}; retrying in ${(delay / 1000).toFixed(1)} s`;

@@ -13,6 +13,7 @@
  * reconnects with exponential backoff (bounded), and while the watch is broken callers fall back
  * to polling (phase `broken`). The watch runs only while someone holds a reference (acquire).
  */
+import { backoffDelay } from '../../../shared/backoff.js';
 import type { Logger } from '../../../shared/logger.js';
 
 export interface DeploymentWatchOptions {
@@ -296,11 +297,11 @@ export class DeploymentWatch {
 
   /** Reconnect delay after `failures` in a row: doubling, capped, ±20 % jitter. */
   private backoff(failures: number): number {
-    const base = Math.min(
-      this.o.reconnectMaxMs ?? 10_000,
-      (this.o.reconnectInitialMs ?? 250) * 2 ** Math.min(16, failures - 1),
-    );
-    return Math.round(base * (0.8 + Math.random() * 0.4));
+    return backoffDelay(failures, {
+      initialMs: this.o.reconnectInitialMs ?? 250,
+      maxMs: this.o.reconnectMaxMs ?? 10_000,
+      jitter: 0.2,
+    });
   }
 }
 
