@@ -5,8 +5,10 @@
  * we are root (PostgreSQL refuses to run as root).
  */
 import { execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -166,3 +168,22 @@ export function userIds(name: string): { uid: number; gid: number } | undefined 
 
 /** Unix socket paths are limited to about 107 bytes; leave room for the file name. */
 export const MAX_SOCKET_DIR = 80;
+
+/**
+ * A private directory (0700, owned by `owner` when given) for a server's unix socket:
+ * `<dir>/run`, or a fresh one under the system temp dir when that path is too long for a socket.
+ * `remove()` deletes the temp one (call it when the server stops or fails to start); `<dir>/run`
+ * stays with the server's other files.
+ */
+export function privateSocketDir(
+  dir: string,
+  tempPrefix: string,
+  owner?: { uid: number; gid: number },
+): { path: string; remove(): void } {
+  const inDir = join(dir, 'run');
+  const temp = inDir.length > MAX_SOCKET_DIR;
+  const path = temp ? mkdtempSync(join(tmpdir(), tempPrefix)) : inDir;
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  if (owner) chownSync(path, owner.uid, owner.gid);
+  return { path, remove: () => (temp ? rmSync(path, { recursive: true, force: true }) : undefined) };
+}

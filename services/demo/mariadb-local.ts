@@ -6,15 +6,14 @@
  * creates without a password are dropped. The server is a child of this process.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   canConnect,
   freePort,
   isRoot,
   logTail,
-  MAX_SOCKET_DIR,
+  privateSocketDir,
   run,
   stopChild,
   stopLeftover,
@@ -41,10 +40,8 @@ export async function startLocalMariadb(
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
   const user = isRoot() ? ['--user=root'] : [];
   const password = demoPassword(join(dir, 'demo-password'));
-  let socketDir = join(dir, 'run');
-  if (socketDir.length > MAX_SOCKET_DIR) socketDir = mkdtempSync(join(tmpdir(), 'mpctl-maria-'));
-  mkdirSync(socketDir, { recursive: true, mode: 0o700 });
-  const socket = join(socketDir, 'mariadb.sock');
+  const sockets = privateSocketDir(dir, 'mpctl-maria-');
+  const socket = join(sockets.path, 'mariadb.sock');
   const pidFile = join(dir, 'mariadb.pid');
 
   if (!existsSync(join(data, 'mysql'))) {
@@ -64,6 +61,7 @@ export async function startLocalMariadb(
       );
     } catch (e) {
       rmSync(data, { recursive: true, force: true });
+      sockets.remove();
       throw e;
     }
   } else {
@@ -97,7 +95,7 @@ export async function startLocalMariadb(
   child.once('error', (e) => (exited = `mariadbd could not run: ${e.message}`));
   const stop = async () => {
     await stopChild(child, 20_000);
-    if (!socketDir.startsWith(dir)) rmSync(socketDir, { recursive: true, force: true });
+    sockets.remove();
   };
   try {
     await waitUntil(

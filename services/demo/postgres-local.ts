@@ -5,20 +5,10 @@
  * Runs as the current user, or as `postgres` when we are root (PostgreSQL refuses root).
  * pg_ctl starts and stops it; a server a killed earlier run left behind is stopped first.
  */
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { freePort, isRoot, logTail, MAX_SOCKET_DIR, run, stopLeftover, userIds } from './local-process.js';
+import { freePort, isRoot, logTail, privateSocketDir, run, stopLeftover, userIds } from './local-process.js';
 
 /** A running demo database server (PostgreSQL or MariaDB). */
 export interface LocalDatabase {
@@ -82,65 +72,67 @@ export async function startLocalPostgres(
   }
   const password = demoPassword(join(dir, 'demo-password'));
   // The socket directory is private (only the server's user may enter it): local connections trust.
-  let socketDir = join(dir, 'run');
-  if (socketDir.length > MAX_SOCKET_DIR) socketDir = mkdtempSync(join(tmpdir(), 'mpctl-pg-'));
-  mkdirSync(socketDir, { recursive: true, mode: 0o700 });
-  if (owner) chownSync(socketDir, owner.uid, owner.gid);
-  const pg = (tool: string) => join(bins.binDir, tool);
-
-  if (!existsSync(join(data, 'PG_VERSION'))) {
-    rmSync(data, { recursive: true, force: true });
-    try {
-      await run(
-        pg('initdb'),
-        ['-D', data, '-U', 'postgres', '-E', 'UTF8', '--auth-local=trust', '--auth-host=scram-sha-256'],
-        { asUser, timeoutMs: 120_000 },
-      );
-    } catch (e) {
-      // Half an initdb would fail the same way next time: start over then.
-      rmSync(data, { recursive: true, force: true });
-      throw e;
-    }
-  } else {
-    const left = await stopLeftover(join(data, 'postmaster.pid'), data);
-    if (left) process.stderr.write(`stopped PostgreSQL pid ${left} left running by an earlier mpctl dev\n`);
-  }
-  writeFileSync(
-    join(data, 'pg_hba.conf'),
-    [
-      'local all all trust',
-      'host all all 127.0.0.1/32 scram-sha-256',
-      'host all all ::1/128 scram-sha-256',
-      '',
-    ].join('\n'),
-  );
   const chosen = port || (await freePort());
-  writeFileSync(
-    join(data, 'postgresql.auto.conf'),
-    [
-      '# Written by mpctl dev on every start.',
-      `port = ${chosen}`,
-      "listen_addresses = '127.0.0.1'",
-      `unix_socket_directories = '${socketDir.replace(/'/g, "''")}'`,
-      "password_encryption = 'scram-sha-256'",
-      '',
-    ].join('\n'),
-  );
-  if (owner)
-    for (const f of ['pg_hba.conf', 'postgresql.auto.conf']) chownSync(join(data, f), owner.uid, owner.gid);
-  const log = join(dir, 'postgres.log');
-  await run(pg('pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '60', 'start'], {
-    asUser,
-    timeoutMs: 70_000,
-  }).catch((e: Error) => {
-    throw new Error(`${e.message}${logTail(log) ? ` (log: ${logTail(log)})` : ''}`);
-  });
+  const sockets = privateSocketDir(dir, 'mpctl-pg-', owner);
+  const socketDir = sockets.path;
+  const pg = (tool: string) => join(bins.binDir, tool);
+  try {
+    if (!existsSync(join(data, 'PG_VERSION'))) {
+      rmSync(data, { recursive: true, force: true });
+      try {
+        await run(
+          pg('initdb'),
+          ['-D', data, '-U', 'postgres', '-E', 'UTF8', '--auth-local=trust', '--auth-host=scram-sha-256'],
+          { asUser, timeoutMs: 120_000 },
+        );
+      } catch (e) {
+        // Half an initdb would fail the same way next time: start over then.
+        rmSync(data, { recursive: true, force: true });
+        throw e;
+      }
+    } else {
+      const left = await stopLeftover(join(data, 'postmaster.pid'), data);
+      if (left) process.stderr.write(`stopped PostgreSQL pid ${left} left running by an earlier mpctl dev\n`);
+    }
+    writeFileSync(
+      join(data, 'pg_hba.conf'),
+      [
+        'local all all trust',
+        'host all all 127.0.0.1/32 scram-sha-256',
+        'host all all ::1/128 scram-sha-256',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(data, 'postgresql.auto.conf'),
+      [
+        '# Written by mpctl dev on every start.',
+        `port = ${chosen}`,
+        "listen_addresses = '127.0.0.1'",
+        `unix_socket_directories = '${socketDir.replace(/'/g, "''")}'`,
+        "password_encryption = 'scram-sha-256'",
+        '',
+      ].join('\n'),
+    );
+    if (owner)
+      for (const f of ['pg_hba.conf', 'postgresql.auto.conf']) chownSync(join(data, f), owner.uid, owner.gid);
+    const log = join(dir, 'postgres.log');
+    await run(pg('pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '60', 'start'], {
+      asUser,
+      timeoutMs: 70_000,
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}${logTail(log) ? ` (log: ${logTail(log)})` : ''}`);
+    });
+  } catch (e) {
+    sockets.remove(); // a temp socket dir must not outlive a failed start
+    throw e;
+  }
   const stop = async () => {
     await run(pg('pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop'], {
       asUser,
       timeoutMs: 40_000,
     }).catch(() => undefined);
-    if (!socketDir.startsWith(dir)) rmSync(socketDir, { recursive: true, force: true });
+    sockets.remove();
   };
   try {
     const psql = (sql: string, db = 'postgres') =>
