@@ -31,6 +31,9 @@
 /* Reads per wake-up while each read fills the scratch buffer (bulk transfers). */
 #define MAX_READS_PER_WAKE 8
 #define MAX_EVENTS 128
+/* epoll_wait rounds per wake-up: with more than MAX_EVENTS sockets ready the rest waits for the
+ * next loop iteration, so that busy pairs cannot starve timers, accepts and IPC. */
+#define MAX_ROUNDS 4
 #define SWEEP_MS 100
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
@@ -42,7 +45,8 @@ struct relay;
 
 typedef struct side {
   int fd;
-  uint32_t events; /* the epoll mask registered now */
+  int polled;      /* in the epoll set (a hung-up side with nothing to do is taken out) */
+  uint32_t events; /* the epoll mask registered now (0 when not polled) */
   char *pend;      /* bytes read from the other side, not yet written to this one */
   size_t pend_len; /* from pend_off */
   size_t pend_off;
@@ -58,6 +62,9 @@ typedef struct conn {
   uint32_t slot;
   uint32_t gen;
   int closing;
+  /* Inside start(): JavaScript still holds its own descriptors of both sockets, so closing ours
+   * does not take them out of the epoll set (epoll watches the open file, not the descriptor). */
+  int starting;
   struct conn *zombie_next; /* closed, freed by free_zombies() */
   uint64_t idle_ms;
   uint64_t last_active;
@@ -99,6 +106,11 @@ typedef struct relay {
   /* Closed pairs stay allocated until no C frame can still hold them (the end of a libuv
    * callback): callers check c->closing after anything that may close the pair. */
   conn_t *zombies;
+  /* Environment teardown: Node runs the loop until the hook is removed, which the last handle's
+   * close callback does; r is freed once that is done and the instance data is finalized. */
+  napi_async_cleanup_hook_handle cleanup_hook;
+  int open_handles; /* libuv handles not yet closed (all four, until relay_cleanup) */
+  int finalized;
 } relay_t;
 
 static void close_conn(conn_t *c, int reason, int err);
@@ -109,6 +121,7 @@ static double conn_id(const conn_t *c) { return (double)c->gen * (double)(1u << 
 static conn_t *lookup(relay_t *r, double id) {
   if (!(id >= 0) || id > 9007199254740991.0) return NULL;
   uint64_t v = (uint64_t)id;
+  if ((double)v != id) return NULL; /* ids are integers: 1.5 is not pair 1 */
   uint32_t slot = (uint32_t)(v & SLOT_MASK);
   uint32_t gen = (uint32_t)(v >> SLOT_BITS);
   if (slot >= r->nslots) return NULL;
@@ -126,18 +139,36 @@ static int want_read(const conn_t *c, int i) {
   return !c->closing && !c->s[i].rd_eof && c->s[1 - i].pend_len == 0;
 }
 
-/* Registers side i for the events it needs now. -1 = the pair was closed. */
+/* Registers side i for the events it needs now (back into the set if parked). -1 = closed. */
 static int update(conn_t *c, int i) {
   side_t *s = &c->s[i];
   uint32_t ev = (want_read(c, i) ? EPOLLIN : 0) | (s->pend_len ? EPOLLOUT : 0);
-  if (ev == s->events) return 0;
+  if (s->polled ? ev == s->events : ev == 0) return 0;
   struct epoll_event e = {.events = ev, .data.u64 = ev_key(c, i)};
-  if (epoll_ctl(c->relay->epfd, EPOLL_CTL_MOD, s->fd, &e) != 0) {
+  if (epoll_ctl(c->relay->epfd, s->polled ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s->fd, &e) != 0) {
     close_conn(c, R_ABORTED, errno);
     return -1;
   }
+  s->polled = 1;
   s->events = ev;
   return 0;
+}
+
+/*
+ * Takes side i out of the epoll set until update() wants something from it again. For a side
+ * polled for nothing that is hung up (its FIN in, ours out, but still unread because the other
+ * side is slow): epoll reports EPOLLHUP whatever the mask, level-triggered, on every loop
+ * iteration, a busy loop until the other side drains.
+ */
+static void park(conn_t *c, int i) {
+  side_t *s = &c->s[i];
+  if (!s->polled) return;
+  if (epoll_ctl(c->relay->epfd, EPOLL_CTL_DEL, s->fd, NULL) != 0) {
+    close_conn(c, R_ABORTED, errno);
+    return;
+  }
+  s->polled = 0;
+  s->events = 0;
 }
 
 static void maybe_done(conn_t *c) {
@@ -252,7 +283,18 @@ static void on_event(relay_t *r, uint64_t key, uint32_t events) {
   if (slot >= r->nslots) return;
   conn_t *c = r->slots[slot];
   if (!c || c->gen != (uint32_t)(key >> 32) || c->closing) return; /* closed earlier in this batch */
+  side_t *s = &c->s[i];
   if (events & EPOLLERR) {
+    /* What the side sent before the error (data, then a reset) is still in its receive queue:
+     * pass on what the other side takes now; read() reports the error once the queue is empty.
+     * Stopped with more queued (reads per wake-up), EPOLLERR (level-triggered) brings us back;
+     * held up by a slow other side, the rest is dropped with the pair, as forward.ts does. */
+    if (want_read(c, i)) {
+      double before = s->read;
+      read_from(c, i);
+      if (c->closing) return;
+      if (s->read > before && want_read(c, i)) return;
+    }
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(c->s[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = ECONNRESET;
@@ -263,7 +305,11 @@ static void on_event(relay_t *r, uint64_t key, uint32_t events) {
     flush_pending(c, i);
     if (c->closing) return;
   }
-  if ((events & (EPOLLIN | EPOLLHUP)) && want_read(c, i)) read_from(c, i);
+  if ((events & (EPOLLIN | EPOLLHUP)) && want_read(c, i)) {
+    read_from(c, i);
+    if (c->closing) return;
+  }
+  if ((events & EPOLLHUP) && s->polled && s->events == 0) park(c, i);
 }
 
 static void on_epoll(uv_poll_t *h, int status, int events) {
@@ -271,7 +317,7 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
   (void)events;
   relay_t *r = h->data;
   struct epoll_event evs[MAX_EVENTS];
-  for (;;) {
+  for (int round = 0; round < MAX_ROUNDS; round++) {
     int n = epoll_wait(r->epfd, evs, MAX_EVENTS, 0);
     if (n < 0 && errno == EINTR) continue;
     for (int k = 0; k < n; k++) on_event(r, evs[k].data.u64, evs[k].events);
@@ -309,12 +355,18 @@ static void close_conn(conn_t *c, int reason, int err) {
   relay_t *r = c->relay;
   c->closing = 1;
   /* The relay holds the last descriptor of each socket (the listener closed its own): close(2)
-   * also takes it out of the epoll set. */
+   * also takes it out of the epoll set. Not inside start(), where JavaScript still has its own. */
   for (int i = 0; i < 2; i++) {
-    close(c->s[i].fd);
-    c->s[i].fd = -1;
-    free(c->s[i].pend);
-    c->s[i].pend = NULL;
+    side_t *s = &c->s[i];
+    if (c->starting && s->polled) epoll_ctl(r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    close(s->fd);
+    s->fd = -1;
+    s->polled = 0;
+    s->events = 0;
+    free(s->pend);
+    s->pend = NULL;
+    s->pend_len = 0;
+    s->pend_off = 0;
   }
   r->slots[c->slot] = NULL;
   r->free_list[r->nfree++] = c->slot;
@@ -352,12 +404,13 @@ static void deliver(relay_t *r) {
   napi_value cb, recv, argv[5], result;
   if (napi_get_reference_value(env, r->on_close, &cb) == napi_ok && cb) {
     napi_get_global(env, &recv); /* napi_make_callback needs an object */
-    /* Records may be added while JavaScript runs (an abort from a callback): take a batch. */
+    /* Records may be added while JavaScript runs (an abort from a callback): take the array
+     * (no allocation that could fail and leave records unreported), give it back if unused. */
     while (r->nclosed) {
-      size_t n = r->nclosed;
-      closed_rec_t *batch = malloc(n * sizeof *batch);
-      if (!batch) break;
-      memcpy(batch, r->closed, n * sizeof *batch);
+      size_t n = r->nclosed, cap = r->closed_cap;
+      closed_rec_t *batch = r->closed;
+      r->closed = NULL;
+      r->closed_cap = 0;
       r->nclosed = 0;
       for (size_t k = 0; k < n; k++) {
         closed_rec_t *rec = &batch[k];
@@ -374,7 +427,12 @@ static void deliver(relay_t *r) {
           napi_fatal_exception(env, exc);
         }
       }
-      free(batch);
+      if (!r->closed) {
+        r->closed = batch;
+        r->closed_cap = cap;
+      } else {
+        free(batch);
+      }
     }
   }
   napi_close_handle_scope(env, scope);
@@ -494,6 +552,16 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 
   conn_t *c = calloc(1, sizeof *c);
   if (!c) return throw_msg(env, "ERR_RELAY_NOMEM", "out of memory");
+  c->relay = r;
+  c->slot = r->free_list[r->nfree - 1];
+  c->gen = (r->gens[c->slot] + 1) & GEN_MASK;
+  /* The return value first: once the pair is started, start() must not throw (the caller would
+   * forward the same sockets in JavaScript too). */
+  napi_value out;
+  if (napi_create_double(env, conn_id(c), &out) != napi_ok) {
+    free(c);
+    return throw_last(env);
+  }
   int dups[2] = {-1, -1};
   for (int i = 0; i < 2; i++) {
     dups[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
@@ -505,41 +573,43 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  c->relay = r;
-  c->slot = r->free_list[r->nfree - 1];
-  c->gen = (r->gens[c->slot] + 1) & GEN_MASK;
   for (int i = 0; i < 2; i++) {
     c->s[i].fd = dups[i];
     c->s[i].events = EPOLLIN;
     struct epoll_event e = {.events = EPOLLIN, .data.u64 = ev_key(c, i)};
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, dups[i], &e) != 0) {
       int e2 = errno;
-      close(dups[0]); /* closing also leaves the epoll set */
+      /* JavaScript keeps its sockets: leave nothing of them in the epoll set (closing our
+       * descriptor would not, while theirs is open), nor any descriptor of ours. */
+      if (i == 1) epoll_ctl(r->epfd, EPOLL_CTL_DEL, dups[0], NULL);
+      close(dups[0]);
       close(dups[1]);
       free(c);
       napi_throw_error(env, uv_err_name(-e2), "cannot poll a socket for the relay");
       return NULL;
     }
+    c->s[i].polled = 1;
   }
   r->nfree--;
   r->gens[c->slot] = c->gen;
-  c->idle_ms = (uint64_t)idle;
+  /* Whole milliseconds, rounded up (0.5 is not "never"); beyond 2^53 ms is never. */
+  if (idle < 9007199254740992.0) {
+    c->idle_ms = (uint64_t)idle;
+    if ((double)c->idle_ms < idle) c->idle_ms++;
+  }
   c->last_active = uv_now(r->loop);
   r->slots[c->slot] = c;
   /* Open pairs keep the process alive, as open sockets do. */
   if (r->active++ == 0) uv_ref((uv_handle_t *)&r->ep_poll);
-  double id = conn_id(c);
   if (c->idle_ms && !uv_is_active((uv_handle_t *)&r->sweep)) uv_timer_start(&r->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
 
-  /* Pending bytes: head[1] for the instance (PROXY header, sniffed bytes), head[0] for the client. */
+  /* Pending bytes: head[1] for the instance (PROXY header, sniffed bytes), head[0] for the client.
+   * A failed write closes the pair here; the close is reported from the check handle. */
+  c->starting = 1;
   for (int j = 0; j < 2 && !c->closing; j++)
     if (head_len[j]) write_to(c, j, head[j], head_len[j]);
-  if (!c->closing) {
-    update(c, 0);
-    update(c, 1);
-  }
-  napi_value out;
-  CHECK(napi_create_double(env, id, &out));
+  if (!c->closing && update(c, 0) == 0) update(c, 1);
+  c->starting = 0;
   return out;
 }
 
@@ -593,43 +663,77 @@ static napi_value js_active(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static void on_handle_closed(uv_handle_t *h) { (void)h; }
+static void relay_free(relay_t *r) {
+  if (!r->finalized || r->open_handles) return;
+  free(r->scratch);
+  free(r->slots);
+  free(r->gens);
+  free(r->free_list);
+  free(r->closed);
+  free(r);
+}
 
-/* The environment is going away: close every pair and the relay's handles. */
-static void relay_cleanup(void *arg) {
+static void on_handle_closed(uv_handle_t *h) {
+  relay_t *r = h->data;
+  if (--r->open_handles > 0) return;
+  /* Node waits for this before it unloads the addon (whose code these callbacks are). */
+  napi_remove_async_cleanup_hook(r->cleanup_hook);
+  relay_free(r);
+}
+
+/*
+ * The environment is going away (the process, or a worker thread, ends): close every pair and
+ * the relay's handles. An async cleanup hook: Node keeps running the loop until the handles'
+ * close callbacks have run, before it unloads the addon; with a plain cleanup hook a worker
+ * thread's loop ran them after the unload, in unmapped code.
+ */
+static void relay_cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
   relay_t *r = arg;
+  r->cleanup_hook = hook;
   for (uint32_t k = 0; k < r->nslots; k++)
     if (r->slots[k]) close_conn(r->slots[k], R_ABORTED, 0);
   r->nclosed = 0;
   free_zombies(r);
+  napi_async_destroy(r->env, r->async_ctx);
+  if (r->on_close) napi_delete_reference(r->env, r->on_close); /* ours to free, not Node's */
+  r->on_close = NULL;
   uv_close((uv_handle_t *)&r->ep_poll, on_handle_closed);
   uv_close((uv_handle_t *)&r->sweep, on_handle_closed);
   uv_close((uv_handle_t *)&r->notify, on_handle_closed);
   uv_close((uv_handle_t *)&r->notify_idle, on_handle_closed);
-  close(r->epfd);
+  close(r->epfd); /* uv_close has stopped polling it */
 }
 
 static void relay_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   relay_t *r = data;
-  free(r->scratch);
-  free(r->slots);
-  free(r->gens);
-  free(r->free_list);
-  free(r->closed);
-  /* r itself is left: libuv may still reference its handles while the loop winds down. */
+  r->finalized = 1;
+  relay_free(r); /* or when the last handle has closed */
 }
 
 NAPI_MODULE_INIT() {
   relay_t *r = calloc(1, sizeof *r);
   if (!r) return throw_msg(env, "ERR_RELAY_NOMEM", "out of memory");
   r->env = env;
+  r->epfd = -1;
+  napi_value name;
   r->scratch = malloc(SCRATCH_BYTES);
-  if (!r->scratch || napi_get_uv_event_loop(env, &r->loop) != napi_ok) return throw_msg(env, "ERR_RELAY_INIT", "relay init failed");
+  if (!r->scratch || napi_get_uv_event_loop(env, &r->loop) != napi_ok ||
+      napi_create_string_utf8(env, "marchproxy-relay", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &r->async_ctx) != napi_ok) {
+    free(r->scratch);
+    free(r);
+    return throw_msg(env, "ERR_RELAY_INIT", "relay init failed");
+  }
   r->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (r->epfd < 0 || uv_poll_init(r->loop, &r->ep_poll, r->epfd) != 0)
+  if (r->epfd < 0 || uv_poll_init(r->loop, &r->ep_poll, r->epfd) != 0) {
+    if (r->epfd >= 0) close(r->epfd);
+    napi_async_destroy(env, r->async_ctx);
+    free(r->scratch);
+    free(r);
     return throw_msg(env, "ERR_RELAY_INIT", "relay init failed (epoll)");
+  }
   r->ep_poll.data = r;
   uv_poll_start(&r->ep_poll, UV_READABLE, on_epoll);
   uv_unref((uv_handle_t *)&r->ep_poll);
@@ -642,11 +746,9 @@ NAPI_MODULE_INIT() {
   uv_idle_init(r->loop, &r->notify_idle);
   r->notify_idle.data = r;
   uv_unref((uv_handle_t *)&r->notify_idle);
-  napi_value name;
-  napi_create_string_utf8(env, "marchproxy-relay", NAPI_AUTO_LENGTH, &name);
-  if (napi_async_init(env, NULL, name, &r->async_ctx) != napi_ok) return throw_msg(env, "ERR_RELAY_INIT", "async init failed");
+  r->open_handles = 4; /* ep_poll, sweep, notify, notify_idle: r outlives them */
   napi_set_instance_data(env, r, relay_finalize, NULL);
-  napi_add_env_cleanup_hook(env, relay_cleanup, r);
+  napi_add_async_cleanup_hook(env, relay_cleanup, r, NULL);
 
   napi_property_descriptor props[] = {
       {"setCloseHandler", NULL, js_set_close_handler, NULL, NULL, NULL, napi_default, NULL},

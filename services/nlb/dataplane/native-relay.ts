@@ -100,10 +100,27 @@ function joined(parts: readonly Buffer[]): Buffer | undefined {
 
 interface Pair {
   closed: boolean;
-  /** What Node had counted on the client socket before the hand-over. */
+  /** What Node had counted on the client socket before the hand-over (plus, once closed, the relay's). */
   baseIn: number;
   baseOut: number;
+  /**
+   * The relay's counts when last read: after abort() the relay no longer knows the pair, and
+   * bytes() must not go back until the close brings the final counts.
+   */
+  relayIn: number;
+  relayOut: number;
   onClose: ForwardOptions['onClose'];
+}
+
+/** Takes what Node has read from `s` but nobody consumed yet (paused sockets). */
+function drain(s: Socket): Buffer[] {
+  const out: Buffer[] = [];
+  while (s.readableLength > 0) {
+    const b = s.read() as Buffer | null;
+    if (!b) break;
+    out.push(b);
+  }
+  return out;
 }
 
 export class NativeRelay {
@@ -129,9 +146,10 @@ export class NativeRelay {
 
   /**
    * Hands a connected pair to the relay: `opts.head` and whatever Node had already read from the
-   * client go to the instance first, what the instance sent before (`early`) to the client.
-   * Returns null when the sockets cannot be handed over (the caller forwards in JavaScript);
-   * both sockets are destroyed on success.
+   * client go to the instance first, what the instance sent before (`early`, then whatever Node
+   * holds read from the upstream socket) to the client. Returns null when the sockets cannot be
+   * handed over (the caller forwards in JavaScript: the sockets are as they were, with what was
+   * taken from Node's buffers put back); both sockets are destroyed on success.
    */
   forward(
     client: Socket,
@@ -142,26 +160,32 @@ export class NativeRelay {
     const cfd = fdOf(client);
     const ufd = fdOf(upstream);
     if (cfd < 0 || ufd < 0 || client.destroyed || upstream.destroyed) return null;
-    const toUpstream = [...opts.head];
-    // Node may have read past the sniffed bytes while the client was paused.
-    while (client.readableLength > 0) {
-      const b = client.read() as Buffer | null;
-      if (!b) break;
-      toUpstream.push(b);
-    }
+    // Node may have read past the sniffed bytes while the client was paused; an upstream socket
+    // without a reader (`early`) keeps what it read too.
+    const fromClient = drain(client);
+    const fromUpstream = drain(upstream);
     let id: number;
     try {
-      id = this.binding.start(cfd, ufd, joined(toUpstream), joined(early), opts.idleTimeoutMs);
+      id = this.binding.start(
+        cfd,
+        ufd,
+        joined([...opts.head, ...fromClient]),
+        joined([...early, ...fromUpstream]),
+        opts.idleTimeoutMs,
+      );
     } catch {
       // EMFILE and the like: the sockets are untouched and JavaScript can still forward them
-      // (with the client bytes read above put back first).
-      for (let i = toUpstream.length - 1; i >= opts.head.length; i--) client.unshift(toUpstream[i]);
+      // (with the bytes taken above put back first, in order).
+      for (let i = fromClient.length - 1; i >= 0; i--) client.unshift(fromClient[i]);
+      for (let i = fromUpstream.length - 1; i >= 0; i--) upstream.unshift(fromUpstream[i]);
       return null;
     }
     const pair: Pair = {
       closed: false,
       baseIn: client.bytesRead,
       baseOut: client.bytesWritten,
+      relayIn: 0,
+      relayOut: 0,
       onClose: (reason, error) => opts.onClose(reason, error),
     };
     this.pairs.set(id, pair);
@@ -170,17 +194,25 @@ export class NativeRelay {
     upstream.destroy();
     const scratch = this.scratch;
     const binding = this.binding;
+    const sample = () => {
+      if (pair.closed || !binding.bytes(id, scratch)) return;
+      pair.relayIn = scratch[0];
+      pair.relayOut = scratch[1];
+    };
     return {
       abort: (r: CloseReason = 'aborted') => {
+        // Closed: the id is no longer this pair's (its slot may serve another by now).
+        if (pair.closed) return;
+        sample();
         binding.abort(id, REASON_CODE[r]);
       },
       get closed() {
         return pair.closed;
       },
       bytes(): { in: number; out: number } {
-        if (!pair.closed && binding.bytes(id, scratch))
-          return { in: pair.baseIn + scratch[0], out: pair.baseOut + scratch[1] };
-        return { in: pair.baseIn, out: pair.baseOut };
+        if (pair.closed) return { in: pair.baseIn, out: pair.baseOut };
+        sample();
+        return { in: pair.baseIn + pair.relayIn, out: pair.baseOut + pair.relayOut };
       },
       buffered(): number {
         return !pair.closed && binding.bytes(id, scratch) ? scratch[2] : 0;
