@@ -196,26 +196,22 @@ export class WorkerLink implements ControlLink {
 
   opened(inst: InstanceRecord, routeId: string | undefined): ConnectionToken {
     const routeIncarnation = (routeId && this.routeIncarnations.get(routeId)) || 0;
-    this.count(inst.instanceId, inst.registrationId, routeId ?? '', routeIncarnation, 1);
-    return { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId, routeIncarnation };
+    const t = { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId, routeIncarnation };
+    this.count(t, 1);
+    return t;
   }
 
   closed(t: ConnectionToken): void {
-    this.count(t.instanceId, t.registrationId, t.routeId ?? '', t.routeIncarnation, -1);
+    this.count(t, -1);
   }
 
-  private count(
-    instanceId: string,
-    registrationId: string,
-    routeId: string,
-    routeIncarnation: number,
-    delta: number,
-  ): void {
+  private count(t: ConnectionToken, delta: number): void {
+    const { instanceId, registrationId } = t;
     let own = this.own.get(instanceId);
     if (!own || own.registrationId !== registrationId) {
       // A connection of an older registration closing: the primary ignores it too.
       if (delta < 0) {
-        this.addConnDelta(instanceId, registrationId, routeId, routeIncarnation, delta);
+        this.addConnDelta(t, delta);
         return;
       }
       own = { registrationId, n: 0 };
@@ -226,20 +222,15 @@ export class WorkerLink implements ControlLink {
     const rec = this.byId.get(instanceId);
     if (rec && rec.registrationId === registrationId)
       rec.connections = (this.others.get(instanceId) ?? 0) + own.n;
-    this.addConnDelta(instanceId, registrationId, routeId, routeIncarnation, delta);
+    this.addConnDelta(t, delta);
   }
 
-  private addConnDelta(
-    instanceId: string,
-    registrationId: string,
-    routeId: string,
-    routeIncarnation: number,
-    delta: number,
-  ): void {
-    const key = `${instanceId}\n${registrationId}\n${routeId}\n${routeIncarnation}`;
+  private addConnDelta(t: ConnectionToken, delta: number): void {
+    const routeId = t.routeId ?? '';
+    const key = `${t.instanceId}\n${t.registrationId}\n${routeId}\n${t.routeIncarnation}`;
     const c = this.conns.get(key);
     if (c) c[4] += delta;
-    else this.conns.set(key, [instanceId, registrationId, routeId, routeIncarnation, delta]);
+    else this.conns.set(key, [t.instanceId, t.registrationId, routeId, t.routeIncarnation, delta]);
   }
 
   private onRouting(
