@@ -346,6 +346,11 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
       })
     : undefined;
   if (managerSync) nlb.eventSources.managerSync = () => managerSync.statusDetails();
+  // Operators see which forwarding is in use ('auto' falls back to JavaScript without a compiler).
+  nlb.eventSources.dataplane = () => ({
+    'dataplane.relay': dataplane.relayInfo.mode,
+    'dataplane.workers': String(dataplane.workers),
+  });
   managerSync?.start();
   const grpcAddress = `${grpcBound.host.includes(':') ? `[${grpcBound.host}]` : grpcBound.host}:${grpcBound.port}`;
   const xds =

@@ -107,6 +107,7 @@ export function status(nlb: Nlb) {
   recent(nlb.eventSources.scaling?.(), 'scaling_decision');
   recent(nlb.eventSources.rollout?.(), 'rollout_event');
   Object.assign(details, nlb.eventSources.managerSync?.() ?? {});
+  Object.assign(details, nlb.eventSources.dataplane?.() ?? {});
   for (const d of nlb.deployments.all()) {
     details[`deployment.${d.moduleType}`] = `${d.phase} ${Object.entries(d.weights)
       .map(([v, w]) => `${v}=${w}`)

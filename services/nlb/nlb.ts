@@ -115,6 +115,8 @@ export class Nlb {
     }>;
     /** Manager sync state as GetNLBStatus details (manager_sync.*). */
     managerSync?: () => Record<string, string>;
+    /** The data plane's shape as GetNLBStatus details (dataplane.*). */
+    dataplane?: () => Record<string, string>;
   } = {};
   private readonly listeners: Array<(e: NlbEvent) => void> = [];
   private sweeper: TimerHandle | null = null;

@@ -152,6 +152,15 @@ describe.each(['native', 'js'] as const)('%s relay', (relay) => {
   beforeEach(() => h.useRelay(relay));
 
   describe('forwarding', () => {
+    it('GetNLBStatus and /metrics say which relay forwards', async () => {
+      const nlb = await h.startNlb([{ name: 'web', mode: 'http' }]);
+      const st = await nlb.rpc('getNlbStatus', {});
+      expect(st.details['dataplane.relay']).toBe(relay);
+      expect(st.details['dataplane.workers']).toBe(String(nlb.handle.dataplane.workers));
+      const text = await scrape(nlb.adminUrl);
+      expect(sample(text, 'mp_nlb_dataplane_info', { relay })).toBe(1);
+    });
+
     it('back-pressure: 64 MiB to a slow reader keeps the NLB’s buffers bounded', async () => {
       const total = 64 * 1024 * 1024;
       const nlb = await h.startNlb([{ name: 'bulk', mode: 'http' }]);

@@ -269,6 +269,16 @@ function createDataplaneSeries(registry: PromRegistry): DataplaneObserver {
 
 function trackDataplane(registry: PromRegistry, d: Dataplane, nlb: Nlb): void {
   new Gauge({
+    name: 'mp_nlb_dataplane_info',
+    help: 'The data plane: who forwards connected pairs (relay="native" or "js") and its worker processes',
+    labelNames: ['relay', 'workers'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ relay: d.relayInfo.mode, workers: String(d.workers) }, 1);
+    },
+  });
+  new Gauge({
     name: 'mp_nlb_dataplane_listener_up',
     help: 'Configured listeners: 1 when accepting, 0 when it could not bind',
     labelNames: ['listener', 'mode'],
