@@ -307,9 +307,10 @@ describe('RoutingTable', () => {
   it('counts connections per incarnation: a re-applied route keeps them, a re-created one starts afresh', () => {
     const t = new RoutingTable();
     t.apply([route({ routeId: 'a' })], 'x', alb, false, 1);
-    const first = t.get('a')!.incarnation;
-    t.countConnection('a', first, 1);
-    t.countConnection('a', first, 1);
+    const first = t.connectionOpened('a');
+    expect(first).toBe(t.get('a')!.incarnation);
+    t.connectionOpened('a');
+    expect(t.connectionOpened('nope')).toBe(0);
     // Re-applied (e.g. a re-registration announcing the same routes): the open connections stay
     // counted and their closes count down.
     t.apply([route({ routeId: 'a', priority: 3 })], 'x', alb, true, 2);

@@ -123,14 +123,14 @@ export class Dataplane {
   private stopped = false;
   /** This process's native relay (listeners served here), or undefined: forward.ts forwards. */
   private readonly relay: NativeRelay | undefined;
-  /** Which relay forwards connected pairs, and why (the line logged at start). */
-  readonly relayInfo: { mode: 'native' | 'js'; note: string };
+  /** Which relay forwards connected pairs (why is logged at start). */
+  readonly relayInfo: { mode: 'native' | 'js' };
 
   constructor(private readonly opts: DataplaneOptions) {
     // Throws for 'native' without the addon: better at start than at the first connection.
     const { relay, note } = resolveRelay(opts.relay ?? 'auto');
     this.relay = relay;
-    this.relayInfo = { mode: relay ? 'native' : 'js', note };
+    this.relayInfo = { mode: relay ? 'native' : 'js' };
     opts.logger.info(`data plane: ${note}`);
     this.outlier = new OutlierDetector(opts.outlier ?? DEFAULT_OUTLIER_POLICY);
     this.observer = this.accounting(opts.observer);

@@ -82,8 +82,7 @@ export function localLink(
     },
     opened: (inst, routeId) => {
       nlb.registry.addConnections(inst.instanceId, 1);
-      const routeIncarnation = (routeId && nlb.routes.get(routeId)?.incarnation) || 0;
-      if (routeId) nlb.routes.countConnection(routeId, routeIncarnation, 1);
+      const routeIncarnation = routeId ? nlb.routes.connectionOpened(routeId) : 0;
       return { instanceId: inst.instanceId, registrationId: inst.registrationId, routeId, routeIncarnation };
     },
     closed: (t) => {

@@ -61,8 +61,8 @@ interface Proc {
   stateVersion: number;
   /** Connections this worker has open per instance (the registration it counted them for). */
   contrib: Map<string, { registrationId: string; n: number }>;
-  /** Connections this worker has open per route, by `routeId\nincarnation`. */
-  routeContrib: Map<string, number>;
+  /** Connections this worker has open per route incarnation, by `routeId\nincarnation`. */
+  routeContrib: Map<string, { routeId: string; incarnation: number; n: number }>;
   /** Open connections per labels key (to close out if the worker dies). */
   open: Map<string, number>;
   /** Per shared listener (its current generation only). */
@@ -492,9 +492,10 @@ export class WorkerPool {
       if (routeId) {
         nlb.routes.countConnection(routeId, routeIncarnation, delta);
         const key = `${routeId}\n${routeIncarnation}`;
-        const n = (p.routeContrib.get(key) ?? 0) + delta;
-        if (n > 0) p.routeContrib.set(key, n);
-        else p.routeContrib.delete(key);
+        let c = p.routeContrib.get(key);
+        if (!c) p.routeContrib.set(key, (c = { routeId, incarnation: routeIncarnation, n: 0 }));
+        c.n += delta;
+        if (c.n <= 0) p.routeContrib.delete(key);
       }
     }
     for (const [instanceId, moduleType, ok, reason] of r.connects) {
@@ -589,10 +590,7 @@ export class WorkerPool {
       if (nlb.registry.get(id)?.registrationId === c.registrationId) nlb.registry.addConnections(id, -c.n);
       changed.add(id);
     }
-    for (const [key, n] of p.routeContrib) {
-      const cut = key.lastIndexOf('\n');
-      nlb.routes.countConnection(key.slice(0, cut), Number(key.slice(cut + 1)), -n);
-    }
+    for (const c of p.routeContrib.values()) nlb.routes.countConnection(c.routeId, c.incarnation, -c.n);
     p.contrib.clear();
     p.routeContrib.clear();
     closeOut(p.open, observer);

@@ -203,6 +203,17 @@ export class RoutingTable {
     if (e && e.incarnation === incarnation) e.connections = Math.max(0, e.connections + delta);
   }
 
+  /**
+   * Counts a connection opening through `routeId` now and returns the incarnation it was counted
+   * under (pass it to countConnection with −1 when it closes); 0 when the route is gone.
+   */
+  connectionOpened(routeId: string): number {
+    const e = this.entries.get(routeId);
+    if (!e) return 0;
+    e.connections++;
+    return e.incarnation;
+  }
+
   /** Removes one route. */
   remove(routeId: string): RouteEntry {
     const e = this.entries.get(routeId);
