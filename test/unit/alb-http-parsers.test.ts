@@ -171,6 +171,25 @@ describe('ResponseParser', () => {
     }
   });
 
+  it('close in any Connection value wins over keep-alive, whatever the order', () => {
+    for (const conn of ['close, keep-alive', 'keep-alive, close', 'Close']) {
+      const r = parse(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: ${conn}\r\n\r\nok`);
+      expect(r.complete).toBe(true);
+      expect(r.parser.reusable).toBe(false);
+    }
+    const twoFields = parse(
+      'HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok',
+    );
+    expect(twoFields.parser.reusable).toBe(false);
+    // HTTP/1.0 keeps a connection only when asked; other tokens name fields to drop.
+    expect(parse('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok').parser.reusable).toBe(false);
+    const ka10 = parse(
+      'HTTP/1.0 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nContent-Length: 2\r\n\r\nok',
+    );
+    expect(ka10.parser.reusable).toBe(true);
+    expect(ka10.head?.headers).toEqual(['Content-Length', '2']);
+  });
+
   it('has no body for HEAD, 204 and 304, and skips interim 1xx responses', () => {
     const h = parse('HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n', true);
     expect(h.head).toMatchObject({

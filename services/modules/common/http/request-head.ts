@@ -5,6 +5,7 @@
  * `req.headers` object on the hot path.
  */
 import { randomFillSync } from 'node:crypto';
+import { connectionOptions } from './syntax.js';
 
 /** What one pass over the raw headers found. */
 export interface ScannedRequest {
@@ -63,13 +64,8 @@ export function scanRequest(raw: readonly string[]): ScannedRequest {
         if (name.toLowerCase() === 'upgrade') r.upgrade = raw[i + 1];
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') {
-          for (const t of raw[i + 1].toLowerCase().split(',')) {
-            const token = t.trim();
-            if (token && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade')
-              (r.connectionTokens ??= []).push(token);
-          }
-        }
+        if (name.toLowerCase() === 'connection')
+          connectionOptions(raw[i + 1].toLowerCase(), (t) => (r.connectionTokens ??= []).push(t));
         break;
       case 12:
         if (name.toLowerCase() === 'x-request-id' && SANE_REQUEST_ID.test(raw[i + 1]))

@@ -6,7 +6,15 @@
  * mean one thing here and another to the backend. Pure.
  */
 import type { ScannedRequest } from './request-head.js';
-import { CONTROL_CHARS, TOKEN, trimmedSlice } from './syntax.js';
+import {
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  CONN_UPGRADE,
+  connectionOptions,
+  CONTROL_CHARS,
+  TOKEN,
+  trimmedSlice,
+} from './syntax.js';
 
 export interface ParsedRequestHead {
   method: string;
@@ -72,9 +80,8 @@ export function parseRequestHead(text: string): RequestHeadResult {
   const rawHeaders: string[] = [];
   let hosts = 0;
   let transferEncoding = false;
-  let close = false;
-  let keepAliveAsked = false;
-  let upgradeAsked = false;
+  /** CONN_* bits of every Connection field. */
+  let connection = 0;
   let expectContinue = false;
   for (let at = eol + 2; at <= text.length; at = eol + 2) {
     if (rawHeaders.length >= 2 * MAX_HEADERS) return fail(400, 'too many header fields');
@@ -102,21 +109,10 @@ export function parseRequestHead(text: string): RequestHeadResult {
         if (name.toLowerCase() === 'upgrade') scanned.upgrade = value;
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') {
-          const v = value.toLowerCase();
-          // One token is the common case: no split.
-          if (v === 'keep-alive') keepAliveAsked = true;
-          else if (v === 'close') close = true;
-          else {
-            for (const t of v.split(',')) {
-              const token = t.trim();
-              if (token === 'close') close = true;
-              else if (token === 'keep-alive') keepAliveAsked = true;
-              else if (token === 'upgrade') upgradeAsked = true;
-              else if (token) (scanned.connectionTokens ??= []).push(token);
-            }
-          }
-        }
+        if (name.toLowerCase() === 'connection')
+          connection |= connectionOptions(value.toLowerCase(), (t) =>
+            (scanned.connectionTokens ??= []).push(t),
+          );
         break;
       case 12:
         if (name.toLowerCase() === 'x-request-id' && SANE_REQUEST_ID.test(value)) scanned.requestId = value;
@@ -159,9 +155,9 @@ export function parseRequestHead(text: string): RequestHeadResult {
       http10,
       rawHeaders,
       scanned,
-      keepAlive: http10 ? keepAliveAsked && !close : !close,
+      keepAlive: !(connection & CONN_CLOSE) && (!http10 || (connection & CONN_KEEP_ALIVE) !== 0),
       expectContinue,
-      upgrade: upgradeAsked && scanned.upgrade !== '',
+      upgrade: (connection & CONN_UPGRADE) !== 0 && scanned.upgrade !== '',
     },
   };
 }

@@ -5,7 +5,16 @@
  * without copying (chunked data is unwrapped) and says whether the connection can be reused.
  * Pure: no sockets, no timers.
  */
-import { CONTROL_CHARS, headText, TOKEN, trimmedSlice } from './syntax.js';
+import {
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  CONN_UPGRADE,
+  connectionOptions,
+  CONTROL_CHARS,
+  headText,
+  TOKEN,
+  trimmedSlice,
+} from './syntax.js';
 
 /** A response head as the proxies forward it. */
 export interface ResponseHead {
@@ -235,7 +244,8 @@ export class ResponseParser {
     let chunked = false;
     let transferEncoding = false;
     let connectionTokens: string[] | null = null;
-    let keepAlive = !http10;
+    /** CONN_* bits of every Connection field: `close` anywhere wins. */
+    let connection = 0;
     for (let at = eol + 2; at <= text.length; at = eol + 2) {
       eol = text.indexOf('\r\n', at);
       if (eol < 0) eol = text.length;
@@ -267,18 +277,9 @@ export class ResponseParser {
         case 10: {
           const lower = name.toLowerCase();
           if (lower === 'connection') {
-            const v = value.toLowerCase();
-            // One token is the common case ("keep-alive", "close"): no split.
-            if (v === 'keep-alive') keepAlive = true;
-            else if (v === 'close') keepAlive = false;
-            else {
-              for (const t of v.split(',')) {
-                const token = t.trim();
-                if (token === 'close') keepAlive = false;
-                else if (token === 'keep-alive') keepAlive = true;
-                else if (token) (connectionTokens ??= []).push(token);
-              }
-            }
+            // `upgrade` is a hop-by-hop token to drop here (101 never comes through this parser).
+            connection |= connectionOptions(value.toLowerCase(), (t) => (connectionTokens ??= []).push(t));
+            if (connection & CONN_UPGRADE) (connectionTokens ??= []).push('upgrade');
             continue;
           }
           if (lower === 'keep-alive') continue;
@@ -303,7 +304,7 @@ export class ResponseParser {
         if (drop.has(headers[i].toLowerCase())) headers.splice(i, 2);
       }
     }
-    this.keepAlive = keepAlive;
+    this.keepAlive = !(connection & CONN_CLOSE) && (!http10 || (connection & CONN_KEEP_ALIVE) !== 0);
     let framing: ResponseHead['framing'];
     if (this.headRequest || status === 204 || status === 304) framing = 'none';
     else if (transferEncoding) {

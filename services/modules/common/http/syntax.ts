@@ -19,6 +19,31 @@ export function trimmedSlice(text: string, start: number, end: number): string {
   return text.slice(start, end);
 }
 
+/** Connection options (RFC 9110 §7.6.1) that the parsers act on. */
+export const CONN_CLOSE = 1;
+export const CONN_KEEP_ALIVE = 2;
+export const CONN_UPGRADE = 4;
+
+/**
+ * The options of one Connection field value (lower case) as CONN_* bits; other tokens (names of
+ * hop-by-hop fields to drop) go to `other`. Fields with several values accumulate by OR, so
+ * `close` anywhere wins over `keep-alive`: callers test CONN_CLOSE first.
+ */
+export function connectionOptions(lower: string, other?: (token: string) => void): number {
+  // One token is the common case: no split.
+  if (lower === 'keep-alive') return CONN_KEEP_ALIVE;
+  if (lower === 'close') return CONN_CLOSE;
+  let bits = 0;
+  for (const t of lower.split(',')) {
+    const token = t.trim();
+    if (token === 'close') bits |= CONN_CLOSE;
+    else if (token === 'keep-alive') bits |= CONN_KEEP_ALIVE;
+    else if (token === 'upgrade') bits |= CONN_UPGRADE;
+    else if (token) other?.(token);
+  }
+  return bits;
+}
+
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Heads are looked for in a latin1 string of at most this many bytes first. */
 const HEAD_WINDOW = 4096;
