@@ -17,6 +17,12 @@ import {
 } from './routing.js';
 
 export type RefusalReason = 'no_route' | 'down' | 'full' | 'rate_limited' | 'queue_full' | 'closed';
+/** Refusals because a limit was reached (the client hears "too many connections"). */
+export const LIMIT_REASONS: ReadonlySet<string> = new Set<RefusalReason>([
+  'full',
+  'queue_full',
+  'rate_limited',
+]);
 
 /** A held slot: one connection counted on its backend and route until `release()`. */
 export interface Lease {

@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { forward } from '../../nlb/dataplane/forward.js';
 import type { ConnectionInfo } from '../runtime/plugin.js';
 import type { DbKey } from './db-stats.js';
+import { LIMIT_REASONS } from './balancer.js';
 import {
   ER_BAD_DB_ERROR,
   ER_CON_COUNT_ERROR,
@@ -81,8 +82,7 @@ export async function serveMysql(client: Socket, info: ConnectionInfo, deps: Mys
       client.destroy();
       return;
     }
-    const limit = conn.reason === 'full' || conn.reason === 'queue_full' || conn.reason === 'rate_limited';
-    return limit
+    return LIMIT_REASONS.has(conn.reason)
       ? refuse(ER_CON_COUNT_ERROR, '08004', `Too many connections: ${conn.message}`, `refused_${conn.reason}`)
       : refuse(ER_SERVER_SHUTDOWN, '08S01', conn.message, `refused_${conn.reason}`);
   }

@@ -66,8 +66,10 @@ export interface InstanceOptions {
 const LIMIT_COUNTERS = new Set([
   'refused_max_connections',
   'rate_limited',
+  // The DBLB counts refused_<reason> for its balancer's LIMIT_REASONS (a test keeps them in step).
   'refused_full',
   'refused_queue_full',
+  'refused_rate_limited',
   'rtmp_refused_publisher_limit',
   'rtmp_refused_player_limit',
   'tls_handshake_timeout',
@@ -78,6 +80,11 @@ const LIMIT_COUNTERS = new Set([
   'rtmp_closed_preamble_too_long',
   'rtmp_closed_pending_overflow',
 ]);
+
+/** Whether a stats counter is a limit hit (counted in stats, and logged through the LimitLog). */
+export function isLimitCounter(name: string): boolean {
+  return LIMIT_COUNTERS.has(name);
+}
 
 export type InstanceStatus = 'STARTING' | 'HEALTHY' | 'STOPPING' | 'STOPPED';
 
@@ -106,7 +113,7 @@ export class ModuleInstanceRuntime {
     this.stats = new StatsCollector(this.startedAtMs);
     const limitLog = new LimitLog(o.logger, () => o.clock.now());
     this.stats.onCount = (name) => {
-      if (LIMIT_COUNTERS.has(name)) limitLog.hit(name, { instance: o.id });
+      if (isLimitCounter(name)) limitLog.hit(name, { instance: o.id });
     };
     this.limits.set(o.snapshot.rateLimits);
     this.handler = o.plugin.createHandler(
