@@ -41,6 +41,8 @@ describe('ReusedReadBuffer', () => {
     t.writableLength = 5; // the client has not taken the chunk yet
     const b = r.onread.buffer();
     expect(b).not.toBe(a);
+    // The next read fills the buffer it got: the chunk still queued must not change.
+    b.fill(0x41);
     expect(held[0].toString()).toBe('first');
   });
 
