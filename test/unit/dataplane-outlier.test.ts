@@ -53,6 +53,15 @@ describe('OutlierDetector', () => {
     o.forget('a');
     expect(o.ejected('a', 0)).toBe(false);
   });
+  it('counts the pool only when a streak reaches the threshold', () => {
+    const o = new OutlierDetector();
+    let counted = 0;
+    const size = () => (counted++, 4);
+    for (let i = 0; i < 4; i++) o.failure('a', 'ALB', size, 0);
+    expect(counted).toBe(0);
+    expect(o.failure('a', 'ALB', size, 0)?.type).toBe('ejected');
+    expect(counted).toBe(1);
+  });
 });
 
 describe('route facts', () => {

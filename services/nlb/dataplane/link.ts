@@ -53,9 +53,13 @@ export function recordConnectFailure(
   inst: { instanceId: string; moduleType: string },
   reason: string,
 ): boolean {
-  let pool = 0;
-  for (const r of nlb.registry.values()) if (r.moduleType === inst.moduleType) pool++;
-  const ev = outlier.failure(inst.instanceId, inst.moduleType, pool, nlb.deps.clock.now());
+  // Counted only when a streak reaches the threshold: not a registry walk per failed connect.
+  const poolSize = () => {
+    let n = 0;
+    for (const r of nlb.registry.values()) if (r.moduleType === inst.moduleType) n++;
+    return n;
+  };
+  const ev = outlier.failure(inst.instanceId, inst.moduleType, poolSize, nlb.deps.clock.now());
   if (ev?.type !== 'ejected') return false;
   onEjected(inst.moduleType, inst.instanceId);
   logger.warn(

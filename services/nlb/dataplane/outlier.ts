@@ -57,7 +57,13 @@ export class OutlierDetector {
    * A connect to the instance failed. `poolSize` is the number of instances in its pool now.
    * Returns what changed, if anything.
    */
-  failure(instanceId: string, pool: string, poolSize: number, nowMs: number): OutlierEvent | null {
+  failure(
+    instanceId: string,
+    pool: string,
+    /** The pool's size, or how to count it (only done once a streak reaches the threshold). */
+    poolSize: number | (() => number),
+    nowMs: number,
+  ): OutlierEvent | null {
     const s = this.state.get(instanceId) ?? { pool, failures: 0, ejectedUntilMs: 0 };
     this.state.set(instanceId, s);
     s.pool = pool;
@@ -67,8 +73,10 @@ export class OutlierDetector {
     const ejectedNow = [...this.state.values()].filter(
       (o) => o.pool === pool && o.ejectedUntilMs > nowMs,
     ).length;
-    const cap = Math.floor(this.policy.maxEjectedFraction * poolSize);
-    if (ejectedNow + 1 > cap) return { type: 'cap-reached', instanceId, pool, ejected: ejectedNow, poolSize };
+    const size = typeof poolSize === 'function' ? poolSize() : poolSize;
+    const cap = Math.floor(this.policy.maxEjectedFraction * size);
+    if (ejectedNow + 1 > cap)
+      return { type: 'cap-reached', instanceId, pool, ejected: ejectedNow, poolSize: size };
     s.failures = 0;
     s.ejectedUntilMs = nowMs + this.policy.ejectionMs;
     return {
