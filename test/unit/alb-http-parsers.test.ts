@@ -53,6 +53,7 @@ describe('parseRequestHead', () => {
       return r.head;
     };
     expect(ok(['GET / HTTP/1.0']).keepAlive).toBe(false);
+    expect(ok(['GET / HTTP/1.1', 'Host: \t a.example \t']).scanned.host).toBe('a.example');
     expect(ok(['GET / HTTP/1.0', 'Connection: keep-alive']).keepAlive).toBe(true);
     expect(ok(['GET / HTTP/1.1', 'Host: a', 'Connection: close']).keepAlive).toBe(false);
     expect(ok(['GET /ws HTTP/1.1', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket']).upgrade).toBe(
@@ -79,6 +80,9 @@ describe('parseRequestHead', () => {
       [['GET / HTTP/1.1', 'NoColon'], 400, /header line/],
       [['GET / HTTP/1.1', 'Host: a', 'X: a\x00b'], 400, /invalid character/],
       [['GET / HTTP/1.1', 'Host: a', 'X: a\nb'], 400, /invalid character/],
+      // Only space and tab are optional whitespace: a bare CR at the end is not trimmed away.
+      [['GET / HTTP/1.1', 'Host: a', 'X: a\r'], 400, /invalid character/],
+      [['GET / HTTP/1.1', 'Host: a', 'X: \x0ba'], 400, /invalid character/],
       [
         ['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Transfer-Encoding: chunked'],
         400,

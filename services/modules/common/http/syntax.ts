@@ -7,12 +7,15 @@ export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 export const CONTROL_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
 
-/** Whitespace as String.prototype.trim sees it, for the latin1 texts the parsers work on. */
+/**
+ * Optional whitespace around a field value (RFC 9110 §5.6.3: space and tab only). Anything else,
+ * a bare CR say, stays in the value, where CONTROL_CHARS refuses it.
+ */
 function trimmable(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+  return c === 32 || c === 9;
 }
 
-/** `text.slice(start, end).trim()` without the intermediate string (heads are latin1). */
+/** `text.slice(start, end)` without surrounding OWS, and without an intermediate string. */
 export function trimmedSlice(text: string, start: number, end: number): string {
   while (start < end && trimmable(text.charCodeAt(start))) start++;
   while (end > start && trimmable(text.charCodeAt(end - 1))) end--;
