@@ -13,6 +13,21 @@ export const serverTlsSchema = z
     requireClientCert: z.boolean().default(false),
   })
   .strict()
+  // Half a pair must not quietly serve plaintext.
+  .superRefine((t, ctx) => {
+    if (!t.certFile !== !t.keyFile)
+      ctx.addIssue({
+        code: 'custom',
+        path: [t.certFile ? 'keyFile' : 'certFile'],
+        message: 'certFile and keyFile go together: set both to serve TLS, or neither for plaintext',
+      });
+    else if (!t.certFile && (t.caFile || t.requireClientCert))
+      ctx.addIssue({
+        code: 'custom',
+        path: [t.caFile ? 'caFile' : 'requireClientCert'],
+        message: 'client certificates (caFile, requireClientCert) need TLS: set certFile and keyFile too',
+      });
+  })
   .default({ requireClientCert: false });
 
 /** The server's TLS options, or undefined (plaintext) without both a certificate and a key. */
