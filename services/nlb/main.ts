@@ -22,7 +22,7 @@ import { RoutingService } from './nlb-routing.js';
 import type { ModulePort } from './ports.js';
 import { createFileStatePort, createMemoryStatePort, type StatePort } from './store.js';
 import { createAdminHttp } from './transport/admin-http.js';
-import { createGrpcModulePort } from './transport/module-port.js';
+import { createGrpcModulePort, createModuleClientPool } from './transport/module-port.js';
 import { createNlbService } from './transport/nlb-service.js';
 import { createNlbPrometheus } from './transport/prometheus.js';
 import { VERSION } from '../shared/version.js';
@@ -196,20 +196,20 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
   const auth = liveAuth.auth;
   if (!auth) logger.warn('authentication is off: set MP_ADMIN_TOKEN and MP_MODULE_TOKEN to require tokens');
 
-  const ownPort = !overrides.modules;
-  const modules =
-    overrides.modules ??
-    createGrpcModulePort({
-      token: config.modules.token ?? config.auth.adminToken,
-      tls:
-        config.modules.tls || config.modules.caFile
-          ? {
-              caFile: config.modules.caFile,
-              certFile: config.modules.certFile,
-              keyFile: config.modules.keyFile,
-            }
-          : false,
-    });
+  // One channel per controller for everything the NLB asks of it (CanHandle, HealthCheck, Scale,
+  // the Manager's rate limits), with the same token and TLS; closed at stop.
+  const modulePool = createModuleClientPool({
+    token: config.modules.token ?? config.auth.adminToken,
+    tls:
+      config.modules.tls || config.modules.caFile
+        ? {
+            caFile: config.modules.caFile,
+            certFile: config.modules.certFile,
+            keyFile: config.modules.keyFile,
+          }
+        : false,
+  });
+  const modules = overrides.modules ?? createGrpcModulePort(modulePool);
   const state =
     overrides.state ?? (config.dataDir ? createFileStatePort(config.dataDir) : createMemoryStatePort());
   const nlb = new Nlb({
@@ -317,7 +317,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
     rollouts.stop();
     await dataplane.stop(0);
     await grpcServer.stop(0).catch(() => undefined);
-    if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();
+    modulePool.close();
     throw e;
   }
   serving = true;
@@ -330,18 +330,8 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
         timeoutMs: config.manager.timeoutMs,
         nlb,
         logger: logger.child({ component: 'manager-sync' }),
-        // Rate limits go to the controllers with the same credentials as CanHandle and Scale.
-        controllers: createGrpcRateLimitClient({
-          token: config.modules.token ?? config.auth.adminToken,
-          tls:
-            config.modules.tls || config.modules.caFile
-              ? {
-                  caFile: config.modules.caFile,
-                  certFile: config.modules.certFile,
-                  keyFile: config.modules.keyFile,
-                }
-              : false,
-        }),
+        // Rate limits go to the controllers over the same channels as CanHandle and Scale.
+        controllers: createGrpcRateLimitClient(modulePool),
         metrics: prom.registry,
       })
     : undefined;
@@ -393,7 +383,7 @@ export async function startNlb(config: NlbProcessConfig, overrides: NlbOverrides
         rollouts.stop();
         await grpcServer.stop(2000);
         await admin.stop();
-        if (ownPort) (modules as ReturnType<typeof createGrpcModulePort>).close();
+        modulePool.close();
       })()),
   };
 }

@@ -10,11 +10,11 @@
 import { backoffDelay } from '../../shared/backoff.js';
 import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
 import { StatusCode } from '../../../proto/gen/marchproxy/types.js';
-import { unaryCall, type ClientConnectionOptions } from '../../shared/grpc/client.js';
+import { unaryCall } from '../../shared/grpc/client.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModuleTypeName } from '../domain/types.js';
 import type { Nlb } from '../nlb.js';
-import { createModuleClientPool } from '../transport/module-port.js';
+import type { ModuleClientPool } from '../transport/module-port.js';
 import type { ManagerRateLimit } from './document.js';
 import { desiredLimitsFor, planRateLimits, type ControllerRateLimit } from './rate-limits.js';
 
@@ -42,12 +42,11 @@ export function controllersOf(nlb: Nlb): RateLimitController[] {
   return [...out.values()];
 }
 
-/** ModuleService over gRPC, one client per controller address (token and TLS as for CanHandle/Scale). */
-export function createGrpcRateLimitClient(
-  connection: Omit<ClientConnectionOptions, 'target'> = {},
-): ControllerRateLimitClient {
-  // The same bounded pool (and reconnect settings) as the port CanHandle and Scale use.
-  const pool = createModuleClientPool(connection);
+/**
+ * ModuleService over gRPC through `pool`: the one CanHandle and Scale use (the NLB's), so a
+ * controller has one channel. The pool's owner closes it; `close()` here does not.
+ */
+export function createGrpcRateLimitClient(pool: ModuleClientPool): ControllerRateLimitClient {
   const client = (address: string) => pool.get(address);
   const settings = (timeoutMs: number) => ({ timeoutMs, metadata: new Metadata() });
   return {
@@ -82,7 +81,7 @@ export function createGrpcRateLimitClient(
         throw new Error(`RemoveRateLimit ${limitId} refused: ${r.error.message}`);
     },
     close() {
-      pool.close();
+      // The pool is shared with the module port: its owner closes it.
     },
   };
 }

@@ -75,11 +75,14 @@ export function createModuleClientPool(
   };
 }
 
-/** Creates the port; `connection` supplies token and TLS settings for every controller. */
+/**
+ * Creates the port over `pool` (one channel per controller, shared with the Manager rate-limit
+ * push), or over a pool of its own from `connection` (token and TLS for every controller).
+ */
 export function createGrpcModulePort(
-  connection: Omit<ClientConnectionOptions, 'target'> = {},
+  connection: Omit<ClientConnectionOptions, 'target'> | ModuleClientPool = {},
 ): GrpcModulePort {
-  const pool = createModuleClientPool(connection);
+  const pool = 'get' in connection ? connection : createModuleClientPool(connection);
   const client = (address: string) => pool.get(address);
   return {
     async canHandle(address, route, context, timeoutMs) {
